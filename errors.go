@@ -1,0 +1,89 @@
+// Package licensehub holds the hub's domain vocabulary: the error type with
+// its stable codes and the small storage interfaces that every concern
+// (license, signing, exchange, adapters) consumes. It imports no transport
+// or storage library; those live at the edge (api/, store/...).
+package licensehub
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Stable error codes. Clients match on these strings; never rename one.
+// The mapping to HTTP status lives in one place: api/errors.go.
+const (
+	EINVALID         = "INVALID_ARGUMENT"     // a field of the request is wrong
+	EMALFORMED       = "MALFORMED_REQUEST"    // the body cannot be parsed at all
+	ENOTFOUND        = "NOT_FOUND"            // no such route or resource
+	ECONFLICT        = "ALREADY_EXISTS"       // a create-only write met an existing key
+	EBODYTOOLARGE    = "BODY_TOO_LARGE"       // request body over the configured limit
+	EMETHOD          = "METHOD_NOT_ALLOWED"   // route exists, method does not
+	EUNAVAILABLE     = "BACKEND_UNAVAILABLE"  // MinIO, Redis or the filesystem failed
+	EUPSTREAM        = "UPSTREAM_UNAVAILABLE" // a public-security/social/tax system failed
+	ETIMEOUT         = "TIMEOUT"              // a deadline expired
+	EINTERNAL        = "INTERNAL"             // a bug; details are logged, not returned
+	ELICNOTFOUND     = "LICENSE_NOT_FOUND"
+	ESIGINVALID      = "SIGNATURE_INVALID"
+	EKEYNOTFOUND     = "KEY_NOT_FOUND"
+	EUNAUTHENTICATED = "UNAUTHENTICATED"
+	EFORBIDDEN       = "FORBIDDEN"
+	ERATELIMITED     = "RATE_LIMITED"
+)
+
+// Error is the one error type the hub returns across package boundaries.
+// Code is stable and machine-readable; Message is for humans; Field names
+// the offending input (a JSON path or config key) when there is one.
+type Error struct {
+	Code    string
+	Message string
+	Field   string
+	Details map[string]any
+	Err     error // cause, logged but never shown to clients
+}
+
+func (e *Error) Error() string {
+	s := e.Code
+	if e.Field != "" {
+		s += " " + e.Field
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldError reports a bad input field.
+func FieldError(code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap attaches a code and message to a cause.
+func Wrap(err error, code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// IsCode reports whether err carries the given code.
+func IsCode(err error, code string) bool { return ErrorCode(err) == code }
