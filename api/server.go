@@ -1,0 +1,287 @@
+// Package api is the hub's HTTP edge: a Fiber server with request IDs,
+// JSON errors, panic recovery, access logs, Prometheus metrics, health and
+// readiness. Domain services are plugged in by cmd/hub; handlers return
+// errors and the one error handler renders them.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/config"
+	"github.com/licensehub/licensehub/internal/logging"
+)
+
+// Backend is one dependency that /readyz checks.
+type Backend struct {
+	Name   string // role: "object_store", "kv"
+	Kind   string // implementation: "minio", "filesystem", "redis", "memory"
+	Pinger licensehub.Pinger
+}
+
+// Options configure a Server.
+type Options struct {
+	Config   config.Server
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // metrics are registered here and served at /metrics
+	Backends []Backend
+	Version  string
+}
+
+// Server is the hub's HTTP server.
+type Server struct {
+	app      *fiber.App
+	log      *slog.Logger
+	cfg      config.Server
+	backends []Backend
+	metrics  *httpMetrics
+	version  string
+}
+
+const headerRequestID = "X-Request-Id"
+
+type localsKey int
+
+const localRequestID localsKey = iota
+
+// New builds the server and its routes; call Serve to start it.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{log: o.Logger, cfg: o.Config, backends: o.Backends, version: o.Version,
+		metrics: newHTTPMetrics(o.Registry)}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "licensehub",
+		BodyLimit:             int(o.Config.BodyLimit),
+		ReadTimeout:           o.Config.ReadTimeout.D(),
+		WriteTimeout:          o.Config.WriteTimeout.D(),
+		IdleTimeout:           o.Config.IdleTimeout.D(),
+		ErrorHandler:          s.serverError,
+		DisableStartupMessage: true,
+		CaseSensitive:         true,
+		StrictRouting:         true,
+		// Values from the context outlive the handler in goroutines and
+		// stores; copying them costs little and removes a class of bugs.
+		Immutable: true,
+	})
+	s.app.Use(s.observe)
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	return s
+}
+
+// Router returns the root router, for cmd/hub to mount domain handlers.
+func (s *Server) Router() fiber.Router { return s.app }
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// Test runs one request through the app (for tests).
+func (s *Server) App() *fiber.App { return s.app }
+
+// observe is the outermost middleware: request ID, panic recovery, error
+// rendering, metrics and the access log for every request.
+func (s *Server) observe(c *fiber.Ctx) (err error) {
+	start := time.Now()
+	id := requestID(c)
+	ctx := logging.WithRequestID(context.Background(), id)
+	c.SetUserContext(ctx)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = &licensehub.Error{Code: licensehub.EINTERNAL, Err: fmt.Errorf("panic: %v", r)}
+		}
+		if err != nil {
+			s.writeError(c, err)
+			err = nil
+		}
+		s.finish(c, ctx, start, routeOf(c))
+	}()
+	return c.Next()
+}
+
+// serverError is Fiber's error handler. Requests reach it directly only when
+// fasthttp rejects them before routing (e.g. a body over the limit); those
+// get the same treatment as everything else.
+func (s *Server) serverError(c *fiber.Ctx, err error) error {
+	start := time.Now()
+	ctx := logging.WithRequestID(context.Background(), requestID(c))
+	s.writeError(c, err)
+	s.finish(c, ctx, start, "unmatched")
+	return nil
+}
+
+func (s *Server) writeError(c *fiber.Ctx, err error) {
+	e := toError(c, err)
+	status := StatusOf(e.Code)
+	id, _ := c.Locals(localRequestID).(string)
+	if status >= 500 {
+		s.log.ErrorContext(logging.WithRequestID(context.Background(), id), "request failed",
+			"code", e.Code, "error", err.Error(), "method", c.Method(), "path", c.Path())
+	}
+	if e.Code == licensehub.ERATELIMITED || e.Code == licensehub.EUPSTREAM || e.Code == licensehub.EUNAVAILABLE {
+		if ra, ok := e.Details["retry_after_seconds"]; ok {
+			c.Set(fiber.HeaderRetryAfter, fmt.Sprint(ra))
+		}
+	}
+	if jerr := c.Status(status).JSON(body(e, id)); jerr != nil {
+		c.Status(fiber.StatusInternalServerError)
+	}
+}
+
+func (s *Server) finish(c *fiber.Ctx, ctx context.Context, start time.Time, route string) {
+	status := c.Response().StatusCode()
+	elapsed := time.Since(start)
+	s.metrics.observe(route, c.Method(), status, elapsed)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.Log(ctx, level, "request", "method", c.Method(), "route", route, "path", c.Path(),
+		"status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "bytes_in", len(c.Request().Body()),
+		"remote", c.IP())
+}
+
+// requestID accepts a well-formed X-Request-Id or makes one, echoes it in
+// the response and remembers it for the error body and logs.
+func requestID(c *fiber.Ctx) string {
+	if id, ok := c.Locals(localRequestID).(string); ok {
+		return id
+	}
+	id := c.Get(headerRequestID)
+	if !validRequestID(id) {
+		id = uuid.NewString()
+	}
+	c.Locals(localRequestID, id)
+	c.Set(headerRequestID, id)
+	return id
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if ch < 0x21 || ch > 0x7e { // printable ASCII, no spaces: safe in logs and headers
+			return false
+		}
+	}
+	return true
+}
+
+// routeOf returns the matched route pattern, or "unmatched", so that
+// metrics never carry raw paths.
+func routeOf(c *fiber.Ctx) string {
+	r := c.Route()
+	if r == nil || r.Method == "USE" || c.Response().StatusCode() == fiber.StatusNotFound && r.Path == "/" {
+		return "unmatched"
+	}
+	return r.Path
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "alive", "version": s.version})
+}
+
+type backendStatus struct {
+	Name      string  `json:"name"`
+	Kind      string  `json:"kind"`
+	Status    string  `json:"status"` // up | down
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// readyz checks every backend in parallel, each within ready_timeout.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	results := make([]backendStatus, len(s.backends))
+	var wg sync.WaitGroup
+	for i, b := range s.backends {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.ReadyTimeout.D())
+			defer cancel()
+			start := time.Now()
+			err := b.Pinger.Ping(ctx)
+			if err == nil && ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			results[i] = backendStatus{Name: b.Name, Kind: b.Kind, Status: "up",
+				LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+			if err != nil {
+				results[i].Status, results[i].Error = "down", pingError(err)
+			}
+		}()
+	}
+	wg.Wait()
+	var down []string
+	for _, r := range results {
+		if r.Status != "up" {
+			down = append(down, r.Name)
+		}
+	}
+	if len(down) > 0 {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not_ready", "down": down, "backends": results})
+	}
+	return c.JSON(fiber.Map{"status": "ready", "backends": results})
+}
+
+func pingError(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within server.ready_timeout"
+	}
+	return err.Error()
+}
+
+// httpMetrics are the request metrics, labelled by route pattern (never the
+// raw path), method and status.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "licensehub", Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "licensehub", Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "HTTP request latency by route pattern, method and status.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method", "status"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+func (m *httpMetrics) observe(route, method string, status int, d time.Duration) {
+	st := strconv.Itoa(status)
+	m.requests.WithLabelValues(route, method, st).Inc()
+	m.latency.WithLabelValues(route, method, st).Observe(d.Seconds())
+}

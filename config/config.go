@@ -1,0 +1,451 @@
+// Package config loads the hub's configuration: one YAML file
+// (configs/hub.yaml documents every key and its default) with HUB_*
+// environment overrides, validated before anything starts. Every problem is
+// reported with the key it concerns.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. The yaml tags are the key names; the
+// environment variable for a key is HUB_ + the key path upper-cased with
+// '.' replaced by '_' (server.body_limit -> HUB_SERVER_BODY_LIMIT).
+type Config struct {
+	Server Server `yaml:"server"`
+	Log    Log    `yaml:"log"`
+	// DataDir holds the embedded filesystem object store when no MinIO is
+	// configured.
+	DataDir string `yaml:"data_dir"`
+	MinIO   MinIO  `yaml:"minio"`
+	Redis   Redis  `yaml:"redis"`
+	Demo    Demo   `yaml:"demo"`
+}
+
+type Server struct {
+	Addr            string   `yaml:"addr"`
+	BodyLimit       ByteSize `yaml:"body_limit"`
+	ReadTimeout     Duration `yaml:"read_timeout"`
+	WriteTimeout    Duration `yaml:"write_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	ReadyTimeout    Duration `yaml:"ready_timeout"`
+}
+
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+type MinIO struct {
+	Endpoint  string   `yaml:"endpoint"`
+	AccessKey string   `yaml:"access_key"`
+	SecretKey Secret   `yaml:"secret_key"`
+	Bucket    string   `yaml:"bucket"`
+	Region    string   `yaml:"region"`
+	Timeout   Duration `yaml:"timeout"`
+}
+
+type Redis struct {
+	URL      string   `yaml:"url"`
+	Password Secret   `yaml:"password"`
+	Prefix   string   `yaml:"prefix"`
+	Timeout  Duration `yaml:"timeout"`
+}
+
+type Demo struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Default returns the configuration used when a key is not set anywhere.
+// configs/hub.yaml repeats these values; a test keeps the two equal.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Addr:            "127.0.0.1:8080",
+			BodyLimit:       1 << 20,
+			ReadTimeout:     Duration(30 * time.Second),
+			WriteTimeout:    Duration(30 * time.Second),
+			IdleTimeout:     Duration(120 * time.Second),
+			ShutdownTimeout: Duration(15 * time.Second),
+			ReadyTimeout:    Duration(2 * time.Second),
+		},
+		Log:     Log{Level: "info", Format: "json"},
+		DataDir: "./data",
+		MinIO:   MinIO{Bucket: "licensehub", Timeout: Duration(10 * time.Second)},
+		Redis:   Redis{Prefix: "lh:", Timeout: Duration(2 * time.Second)},
+		Demo:    Demo{Enabled: true},
+	}
+}
+
+// Embedded reports whether the hub runs on its embedded backends.
+func (c *Config) EmbeddedObjects() bool { return c.MinIO.Endpoint == "" }
+func (c *Config) EmbeddedKV() bool      { return c.Redis.URL == "" }
+
+// Problem is one thing wrong with the configuration.
+type Problem struct {
+	Key     string // dotted key path, e.g. server.body_limit
+	Source  string // "configs/hub.yaml:12", "env HUB_X" or "" for the merged value
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.Source != "" {
+		return fmt.Sprintf("%s (%s): %s", p.Key, p.Source, p.Message)
+	}
+	return fmt.Sprintf("%s: %s", p.Key, p.Message)
+}
+
+// Error lists every problem found, so an operator fixes them in one pass.
+type Error struct{ Problems []Problem }
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = "  " + p.String()
+	}
+	return "invalid configuration:\n" + strings.Join(lines, "\n")
+}
+
+// EnvConfigPath names the variable that points at the YAML file.
+const EnvConfigPath = "HUB_CONFIG"
+
+// Load reads the YAML file at path ("" for defaults only), applies the HUB_*
+// variables from environ (as os.Environ returns them) and validates.
+func Load(path string, environ []string) (*Config, error) {
+	cfg := Default()
+	var problems []Problem
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		problems = append(problems, decodeYAML(path, raw, &cfg)...)
+	}
+	problems = append(problems, applyEnv(environ, &cfg)...)
+	if len(problems) == 0 {
+		problems = cfg.Validate()
+	}
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	return &cfg, nil
+}
+
+// decodeYAML decodes raw onto cfg key by key, so that an unknown key or a bad
+// value is reported with its full path and line.
+func decodeYAML(path string, raw []byte, cfg *Config) []Problem {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return []Problem{{Key: "(file)", Source: path, Message: err.Error()}}
+	}
+	if len(doc.Content) == 0 { // empty file
+		return nil
+	}
+	var problems []Problem
+	walkNode(path, "", doc.Content[0], reflect.ValueOf(cfg).Elem(), &problems)
+	return problems
+}
+
+func walkNode(path, prefix string, n *yaml.Node, v reflect.Value, problems *[]Problem) {
+	at := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", path, n.Line) }
+	if v.Kind() == reflect.Struct && !isLeaf(v.Type()) {
+		if n.Kind != yaml.MappingNode {
+			*problems = append(*problems, Problem{Key: orRoot(prefix), Source: at(n), Message: "must be a mapping of keys"})
+			return
+		}
+		fields := structFields(v.Type())
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			key := join(prefix, k.Value)
+			idx, ok := fields[k.Value]
+			if !ok {
+				*problems = append(*problems, Problem{Key: key, Source: at(k), Message: "unknown key" + suggest(k.Value, fields)})
+				continue
+			}
+			if seen[k.Value] {
+				*problems = append(*problems, Problem{Key: key, Source: at(k), Message: "key given twice"})
+				continue
+			}
+			seen[k.Value] = true
+			walkNode(path, key, val, v.Field(idx), problems)
+		}
+		return
+	}
+	if err := n.Decode(v.Addr().Interface()); err != nil {
+		*problems = append(*problems, Problem{Key: prefix, Source: at(n), Message: cleanYAMLError(err)})
+	}
+}
+
+// Keys lists every leaf key path with its environment variable, in
+// declaration order.
+func Keys() []struct{ Key, Env string } {
+	var out []struct{ Key, Env string }
+	forEachLeaf(reflect.ValueOf(&Config{}).Elem(), "", func(key string, _ reflect.Value) {
+		out = append(out, struct{ Key, Env string }{key, EnvName(key)})
+	})
+	return out
+}
+
+// EnvName is the environment variable that overrides key.
+func EnvName(key string) string {
+	return "HUB_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+func forEachLeaf(v reflect.Value, prefix string, fn func(key string, field reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name := yamlName(t.Field(i))
+		if name == "" {
+			continue
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct && !isLeaf(f.Type()) {
+			forEachLeaf(f, join(prefix, name), fn)
+			continue
+		}
+		fn(join(prefix, name), f)
+	}
+}
+
+// applyEnv sets every key whose HUB_* variable is present and reports
+// HUB_* variables that match no key (a typo must not be silently ignored).
+func applyEnv(environ []string, cfg *Config) []Problem {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "HUB_") {
+			env[k] = val
+		}
+	}
+	var problems []Problem
+	forEachLeaf(reflect.ValueOf(cfg).Elem(), "", func(key string, f reflect.Value) {
+		name := EnvName(key)
+		val, ok := env[name]
+		if !ok {
+			return
+		}
+		delete(env, name)
+		if err := decodeScalar(val, f); err != nil {
+			problems = append(problems, Problem{Key: key, Source: "env " + name, Message: err.Error()})
+		}
+	})
+	var unknown []string
+	for name := range env {
+		if name == EnvConfigPath || strings.HasPrefix(name, "HUB_TEST_") {
+			continue
+		}
+		unknown = append(unknown, name)
+	}
+	sort.Strings(unknown)
+	for _, name := range unknown {
+		problems = append(problems, Problem{Key: name, Source: "env", Message: "unknown variable: no configuration key is called that (see configs/hub.yaml)"})
+	}
+	return problems
+}
+
+// decodeScalar parses an environment value with the same rules as YAML.
+func decodeScalar(val string, f reflect.Value) error {
+	if f.Kind() == reflect.String {
+		f.SetString(val) // strings are taken verbatim: no YAML surprises with "yes" or "0123"
+		return nil
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(val), &n); err != nil || len(n.Content) != 1 || n.Content[0].Kind != yaml.ScalarNode {
+		return fmt.Errorf("%q is not a single value", val)
+	}
+	if err := n.Content[0].Decode(f.Addr().Interface()); err != nil {
+		return errors.New(cleanYAMLError(err))
+	}
+	return nil
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// Validate checks the merged configuration; each problem names its key.
+func (c *Config) Validate() []Problem {
+	var ps []Problem
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
+		bad("server.addr", "%q is not host:port (e.g. 127.0.0.1:8080)", c.Server.Addr)
+	}
+	if c.Server.BodyLimit < 1024 || c.Server.BodyLimit > 1<<30 {
+		bad("server.body_limit", "must be between 1KiB and 1GiB, got %s", c.Server.BodyLimit)
+	}
+	positive := []struct {
+		key string
+		d   Duration
+	}{
+		{"server.read_timeout", c.Server.ReadTimeout}, {"server.write_timeout", c.Server.WriteTimeout},
+		{"server.idle_timeout", c.Server.IdleTimeout}, {"server.shutdown_timeout", c.Server.ShutdownTimeout},
+		{"server.ready_timeout", c.Server.ReadyTimeout}, {"minio.timeout", c.MinIO.Timeout},
+		{"redis.timeout", c.Redis.Timeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad(p.key, "must be a positive duration, got %s", p.d)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "must be json or text; got %q", c.Log.Format)
+	}
+	if c.EmbeddedObjects() {
+		if strings.TrimSpace(c.DataDir) == "" {
+			bad("data_dir", "is required when minio.endpoint is empty (the embedded store writes there)")
+		}
+	} else {
+		if err := checkURL(c.MinIO.Endpoint, "http", "https"); err != nil {
+			bad("minio.endpoint", "%v", err)
+		}
+		if c.MinIO.AccessKey == "" {
+			bad("minio.access_key", "is required when minio.endpoint is set")
+		}
+		if c.MinIO.SecretKey == "" {
+			bad("minio.secret_key", "is required when minio.endpoint is set")
+		}
+		if !bucketName.MatchString(c.MinIO.Bucket) {
+			bad("minio.bucket", "%q is not a valid bucket name (3-63 chars of a-z, 0-9, '.', '-')", c.MinIO.Bucket)
+		}
+	}
+	if !c.EmbeddedKV() {
+		if err := checkURL(c.Redis.URL, "redis", "rediss"); err != nil {
+			bad("redis.url", "%v", err)
+		}
+	}
+	return ps
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not carry credentials; use the password/secret key instead")
+	}
+	okScheme := false
+	for _, s := range schemes {
+		okScheme = okScheme || u.Scheme == s
+	}
+	if !okScheme {
+		return fmt.Errorf("%q must start with %s://", raw, strings.Join(schemes, ":// or "))
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}
+
+func structFields(t reflect.Type) map[string]int {
+	m := map[string]int{}
+	for i := 0; i < t.NumField(); i++ {
+		if name := yamlName(t.Field(i)); name != "" {
+			m[name] = i
+		}
+	}
+	return m
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" || !f.IsExported() {
+		return ""
+	}
+	return name
+}
+
+// isLeaf reports whether a struct type is a value (decoded whole), not a
+// section of keys.
+func isLeaf(t reflect.Type) bool {
+	return reflect.PointerTo(t).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem())
+}
+
+func join(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
+
+func orRoot(s string) string {
+	if s == "" {
+		return "(top level)"
+	}
+	return s
+}
+
+// suggest offers the closest known key for a typo.
+func suggest(got string, fields map[string]int) string {
+	best, bestD := "", 3
+	for name := range fields {
+		if d := distance(got, name); d < bestD {
+			best, bestD = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// cleanYAMLError drops yaml.v3's "yaml: unmarshal errors:\n  line N:" noise.
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n")
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, ": "); strings.HasPrefix(s, "line ") && i > 0 {
+		s = s[i+2:]
+	}
+	return s
+}
+
+// Dump renders the effective configuration as YAML with secrets redacted,
+// for `hub -print-config`.
+func (c *Config) Dump() string {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	_ = enc.Encode(c)
+	return buf.String()
+}

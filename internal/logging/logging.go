@@ -1,0 +1,81 @@
+// Package logging builds the hub's slog logger. Every record logged with a
+// context that carries a request ID gets a request_id attribute, so one
+// request can be followed across the HTTP layer, the domain and the stores.
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+type ctxKey struct{}
+
+// WithRequestID returns ctx carrying the request ID.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// RequestID returns the request ID carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// New returns a logger writing format ("json" or "text") at level.
+func New(w io.Writer, level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: ParseLevel(level)}
+	var h slog.Handler
+	if format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	} else {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(contextHandler{h})
+}
+
+// ParseLevel maps debug|info|warn|error to a slog level (info otherwise).
+func ParseLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// contextHandler adds request_id from the record's context.
+type contextHandler struct{ slog.Handler }
+
+func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return contextHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h contextHandler) WithGroup(name string) slog.Handler {
+	return contextHandler{h.Handler.WithGroup(name)}
+}
+
+// MaskID masks a personal identifier (resident ID number, credit code,
+// phone number) for logs: the first 3 and last 2 characters stay, the rest
+// becomes '*'. Short values are masked entirely.
+func MaskID(s string) string {
+	r := []rune(s)
+	if len(r) <= 6 {
+		return strings.Repeat("*", len(r))
+	}
+	for i := 3; i < len(r)-2; i++ {
+		r[i] = '*'
+	}
+	return string(r)
+}

@@ -1,0 +1,50 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+)
+
+func TestRequestIDInEveryRecord(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, "info", "json").With("component", "test")
+	ctx := WithRequestID(context.Background(), "req-1")
+	log.InfoContext(ctx, "hello")
+	log.DebugContext(ctx, "dropped")
+	log.Info("no context")
+
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	if len(lines) != 2 {
+		t.Fatalf("want 2 records, got %d: %s", len(lines), buf.String())
+	}
+	var first, second map[string]any
+	if err := json.Unmarshal(lines[0], &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(lines[1], &second); err != nil {
+		t.Fatal(err)
+	}
+	if first["request_id"] != "req-1" || first["component"] != "test" {
+		t.Errorf("first record: %v", first)
+	}
+	if _, ok := second["request_id"]; ok {
+		t.Errorf("record without context has a request_id: %v", second)
+	}
+}
+
+func TestMaskID(t *testing.T) {
+	tests := map[string]string{
+		"11010519491231002X": "110*************2X",
+		"91350100M000100Y43": "913*************43",
+		"123456":             "******",
+		"":                   "",
+		"张三丰李四王五":            "张三丰**王五",
+	}
+	for in, want := range tests {
+		if got := MaskID(in); got != want {
+			t.Errorf("MaskID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
