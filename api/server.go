@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -81,8 +82,13 @@ func New(o Options) *Server {
 		// Values from the context outlive the handler in goroutines and
 		// stores; copying them costs little and removes a class of bugs.
 		Immutable: true,
+		// Bodies up to BodyLimit are read whole before routing; larger or
+		// chunked ones arrive as a stream that limitBody drains and rejects,
+		// so the client always reads a 413 instead of a reset connection.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 	})
-	s.app.Use(s.observe)
+	s.app.Use(s.observe, s.limitBody)
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
@@ -121,6 +127,45 @@ func (s *Server) observe(c *fiber.Ctx) (err error) {
 		s.finish(c, ctx, start, routeOf(c))
 	}()
 	return c.Next()
+}
+
+// maxDrain bounds how much of an oversized body is read and discarded so
+// that the client sees the 413; beyond it the connection is simply closed.
+const maxDrain = 64 << 20
+
+// limitBody enforces server.body_limit on every request, including chunked
+// ones whose size is unknown until read.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	req := c.Request()
+	limit := int64(s.cfg.BodyLimit)
+	stream := req.BodyStream()
+	cl := int64(req.Header.ContentLength())
+	switch {
+	case stream == nil || cl >= 0 && cl <= limit:
+		return c.Next()
+	case cl > limit:
+		return tooLarge(c, stream)
+	}
+	// Chunked: read up to the limit, and one byte more to know.
+	body, err := io.ReadAll(io.LimitReader(stream, limit+1))
+	if err != nil {
+		return licensehub.Wrap(err, licensehub.EMALFORMED, "reading the request body failed")
+	}
+	if int64(len(body)) > limit {
+		return tooLarge(c, stream)
+	}
+	req.SetBody(body)
+	return c.Next()
+}
+
+func tooLarge(c *fiber.Ctx, rest io.Reader) error {
+	_, _ = io.CopyN(io.Discard, rest, maxDrain)
+	// Done with the stream: without this fasthttp waits for more of a
+	// chunked body that has already ended.
+	c.Request().SetBody(nil)
+	c.Response().SetConnectionClose()
+	return &licensehub.Error{Code: licensehub.EBODYTOOLARGE,
+		Message: "request body is larger than the configured limit (server.body_limit)"}
 }
 
 // serverError is Fiber's error handler. Requests reach it directly only when

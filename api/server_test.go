@@ -139,6 +139,8 @@ func TestErrorShapes(t *testing.T) {
 		{"field error", "GET", "/field", nil, 400, "INVALID_ARGUMENT", "holder.code"},
 		{"bare error", "GET", "/plain", nil, 500, "INTERNAL", ""},
 		{"body too large", "POST", "/echo", bytes.NewReader(make([]byte, 2<<20)), 413, "BODY_TOO_LARGE", ""},
+		{"chunked body too large", "POST", "/echo", io.MultiReader(bytes.NewReader(make([]byte, 2<<20))), 413, "BODY_TOO_LARGE", ""},
+		{"body too large unknown route", "POST", "/nope", bytes.NewReader(make([]byte, 2<<20)), 413, "BODY_TOO_LARGE", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,10 +172,15 @@ func TestErrorShapes(t *testing.T) {
 			t.Errorf("413 logged at error level: %s", line)
 		}
 	}
-	// A body under the limit passes.
-	resp, b := h.do(t, "POST", "/echo", strings.NewReader("hello"), nil)
-	if resp.StatusCode != 200 || string(b) != "hello" {
-		t.Errorf("small body: %d %q", resp.StatusCode, b)
+	// Bodies within the limit pass whole, sized or chunked.
+	for _, size := range []int{5, 1 << 20} {
+		want := bytes.Repeat([]byte("x"), size)
+		for _, r := range []io.Reader{bytes.NewReader(want), io.MultiReader(bytes.NewReader(want))} {
+			resp, b := h.do(t, "POST", "/echo", r, nil)
+			if resp.StatusCode != 200 || !bytes.Equal(b, want) {
+				t.Errorf("body of %d bytes (%T): %d, %d bytes back", size, r, resp.StatusCode, len(b))
+			}
+		}
 	}
 }
 

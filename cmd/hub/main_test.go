@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/licensehub/licensehub/config"
+	"github.com/licensehub/licensehub/internal/logging"
+	"github.com/licensehub/licensehub/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		// go-redis and minio-go keep pooled connections' readers until the
+		// transport notices the close; they end on their own.
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+func TestBadConfigExitsNamingTheKey(t *testing.T) {
+	dir := t.TempDir()
+	badFile := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badFile, []byte("server:\n  addr: 127.0.0.1:0\n  shutdown_timout: 5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		key  string
+	}{
+		{"unknown key in file", []string{"-config", badFile}, nil, "server.shutdown_timout"},
+		{"unknown HUB_ variable", nil, []string{"HUB_SERVR_ADDR=x"}, "HUB_SERVR_ADDR"},
+		{"bad duration", nil, []string{"HUB_SERVER_READ_TIMEOUT=soon"}, "server.read_timeout"},
+		{"bad url", nil, []string{"HUB_MINIO_ENDPOINT=minio:9000", "HUB_MINIO_ACCESS_KEY=a", "HUB_MINIO_SECRET_KEY=b"}, "minio.endpoint"},
+		{"missing required", nil, []string{"HUB_MINIO_ENDPOINT=http://127.0.0.1:9000", "HUB_MINIO_SECRET_KEY=b"}, "minio.access_key"},
+		{"bad size", nil, []string{"HUB_SERVER_BODY_LIMIT=big"}, "server.body_limit"},
+		{"missing file", []string{"-config", filepath.Join(dir, "nope.yaml")}, nil, "nope.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, append(tt.env, "HUB_CONFIG="+filepath.Join("..", "..", "configs", "hub.yaml")), &stdout, &stderr)
+			if code == 0 {
+				t.Fatalf("exit 0, want non-zero; stdout %s", stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tt.key) {
+				t.Errorf("stderr does not name %q:\n%s", tt.key, stderr.String())
+			}
+			if strings.Contains(stderr.String(), "b\n") && strings.Contains(tt.name, "secret") {
+				t.Errorf("secret printed: %s", stderr.String())
+			}
+		})
+	}
+}
+
+// buildHub compiles the real binary once per test that needs a process.
+func buildHub(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hub")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestEmbeddedProcessStartsAndStopsOnSIGTERM runs the hub as a bare machine
+// would: no MinIO, no Redis. It must come up on the embedded backends, name
+// them in /readyz and exit 0 on SIGTERM.
+func TestEmbeddedProcessStartsAndStopsOnSIGTERM(t *testing.T) {
+	bin := buildHub(t)
+	dataDir := t.TempDir()
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir() // no configs/hub.yaml here: built-in defaults
+	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	addr, logs := waitListening(t, stdout)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		if path == "/readyz" && (!strings.Contains(string(b), `"kind":"filesystem"`) || !strings.Contains(string(b), `"kind":"memory"`)) {
+			t.Errorf("/readyz does not name the embedded backends: %s", b)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if !strings.Contains(stderr.String(), "Try:") || !strings.Contains(logs, "EMBEDDED MODE") {
+		t.Errorf("embedded mode not announced loudly with next steps:\nstderr: %s\nlogs: %s", stderr.String(), logs)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+}
+
+// waitListening reads the JSON log until the "listening" record.
+func waitListening(t *testing.T, r io.Reader) (addr, logs string) {
+	t.Helper()
+	found := make(chan string, 1)
+	var seen strings.Builder
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			seen.WriteString(line + "\n")
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "licensehub listening" {
+				found <- rec["addr"].(string) + "\n" + seen.String()
+				return
+			}
+		}
+		close(found)
+	}()
+	select {
+	case s, ok := <-found:
+		if !ok {
+			t.Fatalf("hub exited before listening:\n%s", seen.String())
+		}
+		addr, logs, _ = strings.Cut(s, "\n")
+		return addr, logs
+	case <-time.After(30 * time.Second):
+		t.Fatal("hub did not start within 30s")
+	}
+	return "", ""
+}
+
+// TestReadinessFollowsMinIO points the hub at the real MinIO and Redis
+// through a proxy, takes MinIO away and brings it back.
+func TestReadinessFollowsMinIO(t *testing.T) {
+	m := testenv.RequireMinIO(t)
+	redisURL := testenv.RequireRedis(t)
+	proxy := testenv.NewProxy(t, m.Endpoint)
+
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Server.ReadyTimeout = config.Duration(time.Second)
+	cfg.MinIO = config.MinIO{Endpoint: "http://" + proxy.Addr(), AccessKey: m.AccessKey,
+		SecretKey: config.Secret(m.SecretKey), Bucket: testenv.Name(t), Timeout: config.Duration(3 * time.Second)}
+	cfg.Redis.URL = redisURL
+	cfg.Redis.Prefix = testenv.Name(t) + ":"
+	cfg.Demo.Enabled = false
+	if ps := cfg.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- serve(ctx, &cfg, logging.New(&logs, "info", "json"), ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	get := func(path string) (int, string) {
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, b := get("/readyz"); code != 200 || !strings.Contains(b, `"kind":"minio"`) || !strings.Contains(b, `"kind":"redis"`) {
+		t.Fatalf("readyz with both up: %d %s", code, b)
+	}
+	proxy.Stop()
+	if code, b := get("/readyz"); code != 503 || !strings.Contains(b, `"down":["object_store"]`) {
+		t.Errorf("readyz with MinIO down: %d %s", code, b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("healthz with MinIO down: %d", code)
+	}
+	proxy.Start(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, b := get("/readyz")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz did not recover after MinIO came back: %d %s", code, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}

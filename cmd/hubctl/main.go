@@ -1,0 +1,148 @@
+// Command hubctl is the licensehub operator and client CLI.
+//
+//	hubctl [--hub URL] status     readiness of a running hub and its backends
+//	hubctl version
+//
+// --hub defaults to $HUBCTL_HUB, else http://127.0.0.1:8080.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+var version = "dev"
+
+// command is one hubctl subcommand.
+type command struct {
+	summary string
+	run     func(ctx context.Context, g *globals, args []string) error
+}
+
+type globals struct {
+	hub     string
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+var commands = map[string]command{
+	"status":  {"show whether the hub and each of its backends are ready", cmdStatus},
+	"version": {"print hubctl's version", func(_ context.Context, g *globals, _ []string) error {
+		fmt.Fprintln(g.stdout, "licensehub hubctl", version)
+		return nil
+	}},
+}
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("hubctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaultHub := os.Getenv("HUBCTL_HUB")
+	if defaultHub == "" {
+		defaultHub = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&g.hub, "hub", defaultHub, "hub base URL ($HUBCTL_HUB)")
+	fs.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline for each call to the hub")
+	fs.Usage = func() { usage(stderr, fs) }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		usage(stderr, fs)
+		return 2
+	}
+	cmd, ok := commands[fs.Arg(0)]
+	if !ok {
+		fmt.Fprintf(stderr, "hubctl: unknown command %q\n\n", fs.Arg(0))
+		usage(stderr, fs)
+		return 2
+	}
+	if err := cmd.run(ctx, g, fs.Args()[1:]); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintln(stderr, "hubctl:", ee.msg)
+			}
+			return ee.code
+		}
+		fmt.Fprintln(stderr, "hubctl:", err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: hubctl [flags] COMMAND [args]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nflags:")
+	fs.PrintDefaults()
+}
+
+// cmdStatus prints /readyz as a table and exits 1 when the hub is not ready.
+func cmdStatus(ctx context.Context, g *globals, _ []string) error {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(g.hub, "/")+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return &exitError{code: 1, msg: fmt.Sprintf("hub at %s is not reachable: %v", g.hub, err)}
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status   string `json:"status"`
+		Backends []struct {
+			Name      string  `json:"name"`
+			Kind      string  `json:"kind"`
+			Status    string  `json:"status"`
+			LatencyMS float64 `json:"latency_ms"`
+			Error     string  `json:"error"`
+		} `json:"backends"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r); err != nil {
+		return fmt.Errorf("unreadable /readyz answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	fmt.Fprintf(g.stdout, "hub %s: %s\n", g.hub, r.Status)
+	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tKIND\tSTATUS\tLATENCY\tERROR")
+	for _, b := range r.Backends {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%s\n", b.Name, b.Kind, b.Status, b.LatencyMS, b.Error)
+	}
+	tw.Flush()
+	if resp.StatusCode != http.StatusOK {
+		return &exitError{code: 1}
+	}
+	return nil
+}
