@@ -118,15 +118,15 @@ func TestEmbeddedProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()
-	if !strings.Contains(stderr.String(), "Try:") || !strings.Contains(logs, "EMBEDDED MODE") {
-		t.Errorf("embedded mode not announced loudly with next steps:\nstderr: %s\nlogs: %s", stderr.String(), logs)
-	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	go io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "Try:") || !strings.Contains(logs, "EMBEDDED MODE") {
+		t.Errorf("embedded mode not announced loudly with next steps:\nstderr: %s\nlogs: %s", stderr.String(), logs)
 	}
 }
 
@@ -172,7 +172,7 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Server.ReadyTimeout = config.Duration(time.Second)
 	cfg.MinIO = config.MinIO{Endpoint: "http://" + proxy.Addr(), AccessKey: m.AccessKey,
-		SecretKey: config.Secret(m.SecretKey), Bucket: testenv.Name(t), Timeout: config.Duration(3 * time.Second)}
+		SecretKey: config.Secret(m.SecretKey), Bucket: m.Bucket(t), Timeout: config.Duration(3 * time.Second)}
 	cfg.Redis.URL = redisURL
 	cfg.Redis.Prefix = testenv.Name(t) + ":"
 	cfg.Demo.Enabled = false

@@ -13,11 +13,17 @@
 package testenv
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	miniogo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // MinIO holds the coordinates of the test MinIO server.
@@ -80,4 +86,30 @@ func Name(tb testing.TB) string {
 		base = base[len(base)-40:]
 	}
 	return strings.Trim("t-"+strings.Trim(base, "-")+"-"+hex.EncodeToString(b[:]), "-")
+}
+
+// Bucket returns a fresh bucket name for this test and removes the bucket
+// with every object version when the test ends (after cleanups registered
+// later, such as closing the store that created it).
+func (m MinIO) Bucket(tb testing.TB) string {
+	tb.Helper()
+	name := Name(tb)
+	tb.Cleanup(func() {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		defer tr.CloseIdleConnections() // idle keep-alives would upset goleak
+		c, err := miniogo.New(m.Endpoint, &miniogo.Options{
+			Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""), Transport: tr})
+		if err != nil {
+			tb.Logf("removing bucket %s: %v", name, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// MinIO's force delete removes the bucket with all its versions.
+		err = c.RemoveBucketWithOptions(ctx, name, miniogo.RemoveBucketOptions{ForceDelete: true})
+		if err != nil && miniogo.ToErrorResponse(err).Code != "NoSuchBucket" {
+			tb.Logf("removing bucket %s (best-effort): %v", name, err)
+		}
+	})
+	return name
 }

@@ -131,35 +131,20 @@ func TestOpenUnreachable(t *testing.T) {
 }
 
 // openTest opens a store on a fresh bucket of the test server, reached
-// through endpoint (the server itself when empty); cleanup removes the
-// bucket, talking to the server directly.
+// through endpoint (the server itself when empty); m.Bucket removes the
+// bucket when the test ends.
 func openTest(t *testing.T, endpoint string, opTimeout time.Duration) *Store {
 	t.Helper()
 	m := testenv.RequireMinIO(t)
 	if endpoint == "" {
 		endpoint = m.Endpoint
 	}
-	cfg := Config{Endpoint: endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: testenv.Name(t), OpTimeout: opTimeout}
+	cfg := Config{Endpoint: endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: m.Bucket(t), OpTimeout: opTimeout}
 	s, err := Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() {
-		s.Close()
-		cfg.Endpoint = m.Endpoint
-		direct, err := Open(context.Background(), cfg)
-		if err != nil {
-			t.Logf("removing bucket %s: %v", cfg.Bucket, err)
-			return
-		}
-		defer direct.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		// MinIO's force delete removes the bucket with all its versions.
-		if err := direct.client.RemoveBucketWithOptions(ctx, cfg.Bucket, miniogo.RemoveBucketOptions{ForceDelete: true}); err != nil {
-			t.Logf("removing bucket %s: %v", cfg.Bucket, err)
-		}
-	})
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
