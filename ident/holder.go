@@ -1,0 +1,39 @@
+package ident
+
+import "unicode/utf8"
+
+// Holder code types (持证主体代码类型) as used in practice by license
+// exchange specifications.
+const (
+	HolderResidentID = "111" // resident ID number, GB 11643
+	HolderCreditCode = "001" // unified social credit code, GB 32100
+)
+
+// ValidateHolderCode validates a holder code (持证主体代码) by its type:
+// ValidateResidentID for HolderResidentID, ValidateCreditCode for
+// HolderCreditCode.
+//
+// Rules: holder_code_type for any other type, and those of the validator.
+func ValidateHolderCode(codeType, code string) error {
+	switch codeType {
+	case HolderResidentID:
+		return ValidateResidentID(code)
+	case HolderCreditCode:
+		return ValidateCreditCode(code)
+	}
+	got := clip(codeType, 16)
+	return invalid(RuleHolderCodeType, map[string]any{"got": got, "expected": []string{HolderResidentID, HolderCreditCode}},
+		"holder code type %q is not known; want %s (resident ID) or %s (unified social credit code)", got, HolderResidentID, HolderCreditCode)
+}
+
+// clip shortens s to at most n bytes, on a character boundary, marking the
+// cut with "…", so that an error never echoes a huge input.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
