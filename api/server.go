@@ -25,6 +25,7 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/internal/logging"
+	"github.com/licensehub/licensehub/signing"
 )
 
 // Backend is one dependency that /readyz checks.
@@ -41,6 +42,10 @@ type Options struct {
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
 	Backends []Backend
 	Version  string
+	// Keys and Verifier, when set, publish the key registry (/v1/keys) and
+	// the verification endpoint (/v1/verify).
+	Keys     signing.KeySource
+	Verifier DocumentVerifier
 }
 
 // Server is the hub's HTTP server.
@@ -92,6 +97,9 @@ func New(o Options) *Server {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	if o.Keys != nil && o.Verifier != nil {
+		s.mountVerification(o.Keys, o.Verifier)
+	}
 	return s
 }
 

@@ -28,10 +28,11 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// DataDir holds the embedded filesystem object store when no MinIO is
 	// configured.
-	DataDir string `yaml:"data_dir"`
-	MinIO   MinIO  `yaml:"minio"`
-	Redis   Redis  `yaml:"redis"`
-	Demo    Demo   `yaml:"demo"`
+	DataDir string  `yaml:"data_dir"`
+	MinIO   MinIO   `yaml:"minio"`
+	Redis   Redis   `yaml:"redis"`
+	Signing Signing `yaml:"signing"`
+	Demo    Demo    `yaml:"demo"`
 }
 
 type Server struct {
@@ -65,6 +66,17 @@ type Redis struct {
 	Timeout  Duration `yaml:"timeout"`
 }
 
+// Signing locates the issuing authorities' keys.
+type Signing struct {
+	// KeysDir holds keyring.yaml and the PKCS#8 key files (hubctl keys gen).
+	KeysDir string `yaml:"keys_dir"`
+	// KeyPassword decrypts password-protected key files.
+	KeyPassword Secret `yaml:"key_password"`
+	// TrustRoots, when set, is a PEM file of SM2 root certificates: every key
+	// must then carry a certificate that chains to one of them.
+	TrustRoots string `yaml:"trust_roots"`
+}
+
 type Demo struct {
 	Enabled bool `yaml:"enabled"`
 }
@@ -86,6 +98,7 @@ func Default() Config {
 		DataDir: "./data",
 		MinIO:   MinIO{Bucket: "licensehub", Timeout: Duration(10 * time.Second)},
 		Redis:   Redis{Prefix: "lh:", Timeout: Duration(2 * time.Second)},
+		Signing: Signing{KeysDir: "./data/keys"},
 		Demo:    Demo{Enabled: true},
 	}
 }
@@ -327,6 +340,9 @@ func (c *Config) Validate() []Problem {
 		if !bucketName.MatchString(c.MinIO.Bucket) {
 			bad("minio.bucket", "%q is not a valid bucket name (3-63 chars of a-z, 0-9, '.', '-')", c.MinIO.Bucket)
 		}
+	}
+	if strings.TrimSpace(c.Signing.KeysDir) == "" {
+		bad("signing.keys_dir", "is required: the keyring of the issuing authorities' keys lives there")
 	}
 	if !c.EmbeddedKV() {
 		if err := checkURL(c.Redis.URL, "redis", "rediss"); err != nil {

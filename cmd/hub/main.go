@@ -26,6 +26,8 @@ import (
 	"github.com/licensehub/licensehub/api"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/internal/logging"
+	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/store"
 )
 
@@ -112,7 +114,23 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	}
 	defer b.close(log)
 
-	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version})
+	keyCfg := newKeyringConfig(cfg.Signing)
+	var (
+		ring *signing.Keyring
+		demo *demoFiles
+	)
+	if cfg.Demo.Enabled {
+		ring, demo, err = seedDemo(ctx, keyCfg, cfg.DataDir)
+	} else {
+		ring, err = openKeyring(keyCfg)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("keyring loaded", "dir", keyCfg.dir, "keys", len(ring.Keys()))
+
+	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
+		Keys: ring, Verifier: &license.Verifier{Keys: ring}})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
@@ -125,6 +143,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		"object_store", b.objectsKind, "kv", b.kvKind, "embedded", b.embedded())
 	if cfg.Demo.Enabled {
 		printNextSteps(os.Stderr, addr, b)
+		printDemoSteps(os.Stderr, "http://"+addr, keyCfg.dir, demo)
 	}
 	if ready != nil {
 		ready <- addr

@@ -1,6 +1,11 @@
 // Command hubctl is the licensehub operator and client CLI.
 //
-//	hubctl [--hub URL] status     readiness of a running hub and its backends
+//	hubctl [--hub URL] status                 readiness of a running hub and its backends
+//	hubctl keys gen --authority CODE          new SM2 key for an issuing authority
+//	hubctl keys rotate --authority CODE       new active key; the old one retires
+//	hubctl keys list | export [--out FILE]    the keyring; an offline verification bundle
+//	hubctl keys compromise --kid KID [--at T] reject signatures claiming a later time
+//	hubctl verify FILE [--keys BUNDLE]        verify a signed license (offline with a bundle)
 //	hubctl version
 //
 // --hub defaults to $HUBCTL_HUB, else http://127.0.0.1:8080.
@@ -37,7 +42,9 @@ type globals struct {
 }
 
 var commands = map[string]command{
-	"status":  {"show whether the hub and each of its backends are ready", cmdStatus},
+	"status": {"show whether the hub and each of its backends are ready", cmdStatus},
+	"keys":   {"manage authority keys: gen, rotate, list, export, compromise", cmdKeys},
+	"verify": {"verify a signed license: offline with --keys BUNDLE, else on the hub", cmdVerify},
 	"version": {"print hubctl's version", func(_ context.Context, g *globals, _ []string) error {
 		fmt.Fprintln(g.stdout, "licensehub hubctl", version)
 		return nil
