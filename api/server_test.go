@@ -64,11 +64,18 @@ type harness struct {
 }
 
 func start(t *testing.T, backends []Backend, mount func(fiber.Router)) *harness {
+	return startWith(t, Options{Backends: backends}, mount)
+}
+
+// startWith serves o (Config, Logger, Registry and Version filled in).
+func startWith(t *testing.T, o Options, mount func(fiber.Router)) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
-	cfg := config.Default().Server
-	srv := New(Options{Config: cfg, Logger: logging.New(logs, "debug", "json"),
-		Registry: prometheus.NewRegistry(), Backends: backends, Version: "test"})
+	o.Config = config.Default().Server
+	o.Logger = logging.New(logs, "debug", "json")
+	o.Registry = prometheus.NewRegistry()
+	o.Version = "test"
+	srv := New(o)
 	if mount != nil {
 		mount(srv.Router())
 	}
