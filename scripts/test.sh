@@ -39,7 +39,7 @@ fail() {
 # --- servers ----------------------------------------------------------------
 
 step "servers"
-ensure_redis
+ensure_debian_commands redis-server:redis-server jq:jq openssl:openssl
 ensure_minio
 start_services
 echo "redis: $HUB_TEST_REDIS_URL"

@@ -3,6 +3,26 @@
 // signatures, on github.com/emmansun/gmsm. It holds the issuing
 // authorities' keys (the file keyring; an HSM or KMS can replace it behind
 // Signer) and the public key registry relying parties verify against.
+//
+// # Signed documents
+//
+// A signed document (Document) is the JSON object
+//
+//	{"body":{…},"signature":{"alg":"SM2-SM3","kid":"<key ID>","signed_at":"2026-11-26T08:00:00Z","uid":"1234567812345678","value":"<base64 DER>"}}
+//
+// The signature is over the signed bytes: the RFC 8785 (JCS, package
+// signing/jcs) canonical form of the document without signature.value,
+//
+//	{"body":<canonical body>,"signature":{"alg":"SM2-SM3","kid":"…","signed_at":"…","uid":"1234567812345678"}}
+//
+// so the signing time, key ID and user ID are signed with the body. The
+// value is the standard base64 (padded) of the DER SEQUENCE{r, s} of the
+// SM2 signature of e = SM3(Z_A ‖ signed bytes), Z_A over DefaultUserID. A
+// document is stored and served in canonical form (Document.Marshal), and
+// bodies are restricted (objects; integers within ±(2^53−1) without
+// fraction or exponent; no control characters or DEL in strings; ASCII
+// member names) so that `jq -S -c 'del(.signature.value)'` reproduces the
+// signed bytes and anyone can verify with jq and openssl: see VERIFY.md.
 package signing
 
 import (

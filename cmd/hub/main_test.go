@@ -20,6 +20,7 @@ import (
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/internal/logging"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/signing"
 )
 
 func TestMain(m *testing.M) {
@@ -176,6 +177,11 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 	cfg.Redis.URL = redisURL
 	cfg.Redis.Prefix = testenv.Name(t) + ":"
 	cfg.Demo.Enabled = false
+	cfg.Signing.KeysDir = t.TempDir()
+	now := time.Now().UTC()
+	if _, err := signing.Generate(cfg.Signing.KeysDir, "11430000006122244L", now, now.AddDate(1, 0, 0), nil); err != nil {
+		t.Fatal(err)
+	}
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -227,5 +233,24 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v", err)
+	}
+}
+
+func TestRefusesKeyFileReadableByOthers(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	info, err := signing.Generate(dir, "11430000006122244L", now, now.AddDate(1, 0, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, info.KeyID+".key.pem")
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), nil, []string{"HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR=" + t.TempDir(),
+		"HUB_SIGNING_KEYS_DIR=" + dir, "HUB_DEMO_ENABLED=false"}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stdout.String(), info.KeyID+".key.pem") || !strings.Contains(stdout.String(), "chmod 600") {
+		t.Errorf("exit %d; want a refusal naming %s:\n%s", code, keyFile, stdout.String())
 	}
 }

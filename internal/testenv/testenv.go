@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"os/exec"
 	"os"
 	"strings"
 	"testing"
@@ -112,4 +113,15 @@ func (m MinIO) Bucket(tb testing.TB) string {
 		}
 	})
 	return name
+}
+
+// RequireTool returns the path of a command-line tool (openssl, jq, ...)
+// or skips; under the test command, which installs them, it fails instead.
+func RequireTool(tb testing.TB, name string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		missing(tb, name+" on PATH")
+	}
+	return path
 }

@@ -68,22 +68,33 @@ as_root() {
 
 # ensure_redis — make sure redis-server is on PATH, installing Debian's
 # package when it is not.
-ensure_redis() {
-	command -v redis-server >/dev/null 2>&1 && return 0
-	command -v apt-get >/dev/null 2>&1 ||
-		die "redis-server is not installed and there is no apt-get to install it"
+ensure_redis() { ensure_debian_commands redis-server:redis-server; }
 
-	say "redis-server not found: installing Debian's redis-server package"
-	local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server)
+# ensure_debian_commands CMD:PACKAGE... — install from Debian's packages
+# every command that is missing (the tests need redis-server, and jq and
+# openssl for the signature interoperability tests).
+ensure_debian_commands() {
+	local want=() pair
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || want+=("${pair#*:}")
+	done
+	((${#want[@]} == 0)) && return 0
+	command -v apt-get >/dev/null 2>&1 ||
+		die "${want[*]} not installed and there is no apt-get to install them"
+
+	say "installing Debian packages: ${want[*]}"
+	local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}")
 	if ! as_root "${apt[@]}"; then
 		# The package lists may be missing or stale: refresh them and retry.
 		say "apt-get install failed: running apt-get update and retrying"
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get update ||
 			die "apt-get update failed"
-		as_root "${apt[@]}" || die "apt-get install redis-server failed"
+		as_root "${apt[@]}" || die "apt-get install ${want[*]} failed"
 	fi
-	command -v redis-server >/dev/null 2>&1 ||
-		die "redis-server is still not on PATH after installing it"
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 ||
+			die "${pair%%:*} is still not on PATH after installing ${pair#*:}"
+	done
 }
 
 # _minio_build_version BIN — the minio module version BIN was built from
