@@ -44,6 +44,8 @@ func TestKeysLifecycleAndOfflineVerify(t *testing.T) {
 	docFile := filepath.Join(t.TempDir(), "license.json")
 	writeSignedLicense(t, oldSigner, authority, docFile)
 
+	// Signing and retirement times have whole seconds: rotate in the next one.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	code, out, stderr := hubctl(t, "keys", "rotate", "--dir", dir, "--authority", authority)
 	if code != 0 || !strings.Contains(out, oldSigner.Key().KeyID+" retired") {
 		t.Fatalf("keys rotate: %d %s %s", code, out, stderr)
@@ -89,8 +91,7 @@ func writeSignedLicense(t *testing.T, s signing.Signer, authority, path string) 
 	body, _ := json.Marshal(license.License{Identifier: id.String(), TypeCode: "11100000000013338W011",
 		Issuer: license.Party{Name: "x", Code: authority}, ValidFrom: "2023-01-01", ValidUntil: license.LongTerm,
 		Fields: map[string]any{"legal_representative": "张三"}})
-	// Signed a moment before the rotation (signing times have whole seconds).
-	doc, err := signing.Sign(context.Background(), s, body, time.Now().Add(-2*time.Second))
+	doc, err := signing.Sign(context.Background(), s, body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
