@@ -28,6 +28,21 @@ const (
 	EUNAUTHENTICATED = "UNAUTHENTICATED"
 	EFORBIDDEN       = "FORBIDDEN"
 	ERATELIMITED     = "RATE_LIMITED"
+
+	// Authentication failures (401): what exactly was wrong with the
+	// request's app ID, timestamp, nonce or HMAC-SM3 signature.
+	EAUTHMISSING    = "AUTH_MISSING"       // a required auth header is absent
+	EAUTHUNKNOWNAPP = "AUTH_UNKNOWN_APP"   // no member system with that app ID
+	EAUTHBADSIG     = "AUTH_BAD_SIGNATURE" // the HMAC does not match (either secret)
+	EAUTHSTALE      = "AUTH_STALE"         // timestamp outside the allowed clock skew
+	EAUTHREPLAY     = "AUTH_REPLAY"        // nonce already used within the window
+
+	// Authorisation failures (403): which grant the caller lacks.
+	EFORBIDDENROLE      = "FORBIDDEN_ROLE"         // the caller's roles do not allow the operation
+	EFORBIDDENOPERATION = "FORBIDDEN_OPERATION"    // no grant for the operation
+	EFORBIDDENTYPE      = "FORBIDDEN_LICENSE_TYPE" // no grant for this license type
+	EFORBIDDENAUTHORITY = "FORBIDDEN_AUTHORITY"    // no grant for this issuing authority
+	EFORBIDDENMATTER    = "FORBIDDEN_MATTER"       // no grant for this service matter
 )
 
 // Error is the one error type the hub returns across package boundaries.
