@@ -32,7 +32,32 @@ type Config struct {
 	MinIO   MinIO   `yaml:"minio"`
 	Redis   Redis   `yaml:"redis"`
 	Signing Signing `yaml:"signing"`
+	Auth    Auth    `yaml:"auth"`
+	Audit   Audit   `yaml:"audit"`
 	Demo    Demo    `yaml:"demo"`
+}
+
+// Auth configures member-system authentication.
+type Auth struct {
+	// MembersFile is the registry of member systems (app IDs, roles, grants,
+	// secrets, rate limits).
+	MembersFile string `yaml:"members_file"`
+	// MaxSkew is the clock difference tolerated on request timestamps;
+	// nonces are remembered for twice as long.
+	MaxSkew Duration `yaml:"max_skew"`
+}
+
+// Audit configures the tamper-evident audit trail.
+type Audit struct {
+	// HolderKey keys the hash under which holder codes are stored, so the
+	// trail can be searched by holder without holding the code itself.
+	HolderKey Secret `yaml:"holder_key"`
+	// JournalDir holds the local journal in embedded mode (no Redis).
+	JournalDir string `yaml:"journal_dir"`
+	// SealInterval is how often pending records are sealed into segments.
+	SealInterval Duration `yaml:"seal_interval"`
+	// SegmentRecords caps the records per sealed segment.
+	SegmentRecords int `yaml:"segment_records"`
 }
 
 type Server struct {
@@ -75,6 +100,9 @@ type Signing struct {
 	// TrustRoots, when set, is a PEM file of SM2 root certificates: every key
 	// must then carry a certificate that chains to one of them.
 	TrustRoots string `yaml:"trust_roots"`
+	// HubAuthority is the unified social credit code of the hub's operator;
+	// its key signs audit checkpoints and derived certificates.
+	HubAuthority string `yaml:"hub_authority"`
 }
 
 type Demo struct {
@@ -98,7 +126,9 @@ func Default() Config {
 		DataDir: "./data",
 		MinIO:   MinIO{Bucket: "licensehub", Timeout: Duration(10 * time.Second)},
 		Redis:   Redis{Prefix: "lh:", Timeout: Duration(2 * time.Second)},
-		Signing: Signing{KeysDir: "./data/keys"},
+		Signing: Signing{KeysDir: "./data/keys", HubAuthority: "11330100MB1234567E"},
+		Auth:    Auth{MembersFile: "configs/members.yaml", MaxSkew: Duration(5 * time.Minute)},
+		Audit:   Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
 		Demo:    Demo{Enabled: true},
 	}
 }
@@ -306,7 +336,8 @@ func (c *Config) Validate() []Problem {
 		{"server.read_timeout", c.Server.ReadTimeout}, {"server.write_timeout", c.Server.WriteTimeout},
 		{"server.idle_timeout", c.Server.IdleTimeout}, {"server.shutdown_timeout", c.Server.ShutdownTimeout},
 		{"server.ready_timeout", c.Server.ReadyTimeout}, {"minio.timeout", c.MinIO.Timeout},
-		{"redis.timeout", c.Redis.Timeout},
+		{"redis.timeout", c.Redis.Timeout}, {"auth.max_skew", c.Auth.MaxSkew},
+		{"audit.seal_interval", c.Audit.SealInterval},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -343,6 +374,18 @@ func (c *Config) Validate() []Problem {
 	}
 	if strings.TrimSpace(c.Signing.KeysDir) == "" {
 		bad("signing.keys_dir", "is required: the keyring of the issuing authorities' keys lives there")
+	}
+	if c.Audit.SegmentRecords < 1 || c.Audit.SegmentRecords > 1_000_000 {
+		bad("audit.segment_records", "must be between 1 and 1000000, got %d", c.Audit.SegmentRecords)
+	}
+	if strings.TrimSpace(c.Auth.MembersFile) == "" {
+		bad("auth.members_file", "is required: the registry of member systems")
+	}
+	if !c.Demo.Enabled && len(c.Audit.HolderKey) < 32 {
+		bad("audit.holder_key", "must be at least 32 characters outside demo mode (it keys the holder-code hashes in the audit trail)")
+	}
+	if c.EmbeddedKV() && strings.TrimSpace(c.Audit.JournalDir) == "" {
+		bad("audit.journal_dir", "is required when redis.url is empty (the embedded audit journal lives there)")
 	}
 	if !c.EmbeddedKV() {
 		if err := checkURL(c.Redis.URL, "redis", "rediss"); err != nil {

@@ -58,6 +58,8 @@ func TestLoadProblemsNameTheKey(t *testing.T) {
 		{"env unknown variable", "", []string{"HUB_REDIS_ULR=redis://x"}, "HUB_REDIS_ULR", "unknown variable"},
 		{"env bad url", "", []string{"HUB_REDIS_URL=localhost:6379"}, "redis.url", "redis://"},
 		{"env empty data dir", "", []string{"HUB_DATA_DIR="}, "data_dir", "required"},
+		{"holder key required outside demo", "demo:\n  enabled: false\n", nil, "audit.holder_key", "32"},
+		{"segment size", "audit:\n  segment_records: 0\n", nil, "audit.segment_records", "between"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +88,7 @@ func TestEnvOverrides(t *testing.T) {
 		"HUB_MINIO_SECRET_KEY=very-secret",
 		"HUB_REDIS_URL=redis://127.0.0.1:6379/2",
 		"HUB_DEMO_ENABLED=false",
+		"HUB_AUDIT_HOLDER_KEY=0123456789abcdef0123456789abcdef",
 		"HUB_REDIS_PREFIX=0123", // strings are verbatim, not YAML numbers
 		"HUB_TEST_REDIS_URL=ignored",
 		"PATH=/bin",

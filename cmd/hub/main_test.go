@@ -249,7 +249,7 @@ func TestRefusesKeyFileReadableByOthers(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), nil, []string{"HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR=" + t.TempDir(),
-		"HUB_SIGNING_KEYS_DIR=" + dir, "HUB_DEMO_ENABLED=false"}, &stdout, &stderr)
+		"HUB_SIGNING_KEYS_DIR=" + dir, "HUB_DEMO_ENABLED=false", "HUB_AUDIT_HOLDER_KEY=0123456789abcdef0123456789abcdef"}, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stdout.String(), info.KeyID+".key.pem") || !strings.Contains(stdout.String(), "chmod 600") {
 		t.Errorf("exit %d; want a refusal naming %s:\n%s", code, keyFile, stdout.String())
 	}
