@@ -27,18 +27,9 @@ const (
 	formatVersion = 1
 
 	// maxHeaderBytes bounds the header line read back from a file. Headers
-	// are written well below it (see validateOptions), so a longer first line
-	// means the file is not an object file.
+	// are written well below it (see PutOptions.Validate), so a longer first
+	// line means the file is not an object file.
 	maxHeaderBytes = 16 << 10
-
-	// defaultContentType is what an object without a content type reports,
-	// as MinIO does.
-	defaultContentType = "application/octet-stream"
-
-	// maxContentTypeBytes and maxMetadataBytes mirror S3's limits (2 KiB of
-	// user metadata), so what the filesystem accepts MinIO accepts too.
-	maxContentTypeBytes = 256
-	maxMetadataBytes    = 2 << 10
 )
 
 // etagPlaceholder stands in for the ETag while the content is streamed; the
@@ -58,7 +49,7 @@ func encodeHeader(opts licensehub.PutOptions) (line []byte, etagOffset int64, er
 	h := header{
 		ETag:        etagPlaceholder,
 		Version:     formatVersion,
-		ContentType: contentType(opts.ContentType),
+		ContentType: opts.Normalized().ContentType,
 		Metadata:    opts.Metadata,
 	}
 	b, err := json.Marshal(h)
@@ -100,12 +91,13 @@ func readHeader(f *os.File, br *bufio.Reader, key string) (licensehub.ObjectInfo
 	case size < 0:
 		return licensehub.ObjectInfo{}, corrupt(key, errors.New("negative content size"))
 	}
+	norm := licensehub.PutOptions{ContentType: h.ContentType, Metadata: h.Metadata}.Normalized()
 	return licensehub.ObjectInfo{
 		Key:         key,
 		Size:        size,
 		ETag:        h.ETag,
-		ContentType: contentType(h.ContentType),
-		Metadata:    cloneMetadata(h.Metadata),
+		ContentType: norm.ContentType,
+		Metadata:    norm.Metadata,
 		ModTime:     fi.ModTime(),
 	}, nil
 }
@@ -138,78 +130,4 @@ func readLine(br *bufio.Reader, limit int) ([]byte, error) {
 
 func corrupt(key string, err error) error {
 	return licensehub.Wrap(err, licensehub.EUNAVAILABLE, "fs: object file of %q is corrupt", key)
-}
-
-func contentType(ct string) string {
-	if ct == "" {
-		return defaultContentType
-	}
-	return ct
-}
-
-// cloneMetadata copies m, returning nil for an empty map so that "no
-// metadata" has one representation.
-func cloneMetadata(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
-// validateOptions enforces what store/minio enforces, so metadata that one
-// backend stores the other stores too: a content type and metadata values
-// of printable ASCII without surrounding spaces (HTTP headers would trim
-// them), metadata keys of lower-case letters, digits and '-', and at most
-// 2 KiB of metadata in all.
-func validateOptions(opts licensehub.PutOptions) error {
-	if len(opts.ContentType) > maxContentTypeBytes || !isHeaderValue(opts.ContentType) {
-		return licensehub.FieldError(licensehub.EINVALID, "contentType",
-			"content type must be at most %d bytes of printable ASCII without surrounding spaces", maxContentTypeBytes)
-	}
-	total := 0
-	for k, v := range opts.Metadata {
-		if !isMetadataKey(k) {
-			return licensehub.FieldError(licensehub.EINVALID, "metadata",
-				"metadata key %q must be non-empty lower-case ASCII letters, digits and '-'", k)
-		}
-		if !isHeaderValue(v) {
-			return licensehub.FieldError(licensehub.EINVALID, "metadata",
-				"metadata value of %q must be printable ASCII without surrounding spaces", k)
-		}
-		total += len(k) + len(v)
-	}
-	if total > maxMetadataBytes {
-		return licensehub.FieldError(licensehub.EINVALID, "metadata",
-			"metadata is %d bytes, more than the %d allowed", total, maxMetadataBytes)
-	}
-	return nil
-}
-
-func isMetadataKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func isHeaderValue(v string) bool {
-	if v != strings.TrimSpace(v) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }

@@ -162,7 +162,7 @@ func (s *Store) write(ctx context.Context, op, key string, r io.Reader, size int
 	if err := licensehub.ValidateObjectKey(key); err != nil {
 		return licensehub.ObjectInfo{}, err
 	}
-	if err := validateOptions(opts); err != nil {
+	if err := opts.Validate(); err != nil {
 		return licensehub.ObjectInfo{}, err
 	}
 	if err := s.check(ctx, op, key); err != nil {
@@ -271,8 +271,8 @@ func (s *Store) writeTemp(ctx context.Context, op, key string, r io.Reader, size
 		Key:         key,
 		Size:        n,
 		ETag:        etag,
-		ContentType: contentType(opts.ContentType),
-		Metadata:    cloneMetadata(opts.Metadata),
+		ContentType: opts.Normalized().ContentType,
+		Metadata:    opts.Normalized().Metadata,
 		ModTime:     fi.ModTime(),
 	}, nil
 }

@@ -55,10 +55,6 @@ const (
 	// as a multipart upload of parts this size (at most 10,000 parts, so
 	// 160 GiB). Without it minio-go would buffer 537 MiB parts.
 	partSize = 16 << 20
-
-	defaultContentType  = "application/octet-stream"
-	maxContentTypeBytes = 256
-	maxMetadataBytes    = 2 << 10 // S3's limit on user metadata
 )
 
 // Config says where the bucket is.
@@ -200,7 +196,7 @@ func (s *Store) put(ctx context.Context, op, key string, r io.Reader, size int64
 	if err := licensehub.ValidateObjectKey(key); err != nil {
 		return licensehub.ObjectInfo{}, err
 	}
-	if err := validateOptions(opts); err != nil {
+	if err := opts.Validate(); err != nil {
 		return licensehub.ObjectInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -210,7 +206,7 @@ func (s *Store) put(ctx context.Context, op, key string, r io.Reader, size int64
 	defer cancel()
 
 	po := miniogo.PutObjectOptions{
-		ContentType:  contentType(opts.ContentType),
+		ContentType:  opts.Normalized().ContentType,
 		UserMetadata: opts.Metadata,
 	}
 	if createOnly {
@@ -263,7 +259,7 @@ func (s *Store) put(ctx context.Context, op, key string, r io.Reader, size int64
 		Size:        up.Size,
 		ETag:        trimETag(up.ETag),
 		ContentType: po.ContentType,
-		Metadata:    cloneMetadata(opts.Metadata),
+		Metadata:    opts.Normalized().Metadata,
 		ModTime:     mod,
 	}, nil
 }
@@ -451,7 +447,7 @@ func toInfo(oi miniogo.ObjectInfo) licensehub.ObjectInfo {
 		Key:         oi.Key,
 		Size:        oi.Size,
 		ETag:        trimETag(oi.ETag),
-		ContentType: contentType(oi.ContentType),
+		ContentType: licensehub.PutOptions{ContentType: oi.ContentType}.Normalized().ContentType,
 		Metadata:    userMetadata(oi.UserMetadata),
 		ModTime:     oi.LastModified,
 	}
@@ -473,75 +469,6 @@ func userMetadata(m map[string]string) map[string]string {
 }
 
 func trimETag(etag string) string { return strings.Trim(etag, `"`) }
-
-func contentType(ct string) string {
-	if ct == "" {
-		return defaultContentType
-	}
-	return ct
-}
-
-func cloneMetadata(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
-// validateOptions enforces what store/fs enforces (see there), so metadata
-// one backend stores the other stores too.
-func validateOptions(opts licensehub.PutOptions) error {
-	if len(opts.ContentType) > maxContentTypeBytes || !isHeaderValue(opts.ContentType) {
-		return licensehub.FieldError(licensehub.EINVALID, "contentType",
-			"content type must be at most %d bytes of printable ASCII without surrounding spaces", maxContentTypeBytes)
-	}
-	total := 0
-	for k, v := range opts.Metadata {
-		if !isMetadataKey(k) {
-			return licensehub.FieldError(licensehub.EINVALID, "metadata",
-				"metadata key %q must be non-empty lower-case ASCII letters, digits and '-'", k)
-		}
-		if !isHeaderValue(v) {
-			return licensehub.FieldError(licensehub.EINVALID, "metadata",
-				"metadata value of %q must be printable ASCII without surrounding spaces", k)
-		}
-		total += len(k) + len(v)
-	}
-	if total > maxMetadataBytes {
-		return licensehub.FieldError(licensehub.EINVALID, "metadata",
-			"metadata is %d bytes, more than the %d allowed", total, maxMetadataBytes)
-	}
-	return nil
-}
-
-func isMetadataKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func isHeaderValue(v string) bool {
-	if v != strings.TrimSpace(v) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
 
 // seekableSize reports how many bytes r holds after its current offset
 // when r is an io.ReaderAt and io.Seeker (bytes.Reader, strings.Reader, a
