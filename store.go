@@ -83,6 +83,13 @@ type KV interface {
 	// ("" or "0" for the start), in ID order.
 	XRange(ctx context.Context, key, afterID string, count int) ([]StreamEntry, error)
 	XLen(ctx context.Context, key string) (int64, error)
+	// XTrimMinID removes the entries of the stream at key whose ID is less
+	// than minID ("<ms>-<seq>", or "<ms>" meaning "<ms>-0"; exact, like
+	// Redis XTRIM key MINID minID without ~) and returns how many it
+	// removed; a missing stream gives 0. The stream keeps its last ID even
+	// when it becomes empty, so later XAdd IDs still exceed every ID it
+	// ever returned.
+	XTrimMinID(ctx context.Context, key, minID string) (int64, error)
 }
 
 // ScoredMember is one element of a sorted set.

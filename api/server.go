@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/internal/logging"
 	"github.com/licensehub/licensehub/signing"
@@ -46,6 +47,15 @@ type Options struct {
 	// the verification endpoint (/v1/verify).
 	Keys     signing.KeySource
 	Verifier DocumentVerifier
+	// Auth and Limiter guard every route under /v1 that is not public;
+	// without Auth no such route is served.
+	Auth    *auth.Authenticator
+	Limiter *auth.Limiter
+	// Audit receives a record of every use of license data before the
+	// response leaves, and answers the audit and usage queries.
+	Audit AuditTrail
+	// PrivateMetrics moves /metrics behind authentication (administrators).
+	PrivateMetrics bool
 }
 
 // Server is the hub's HTTP server.
@@ -56,6 +66,9 @@ type Server struct {
 	backends []Backend
 	metrics  *httpMetrics
 	version  string
+	auth     *auth.Authenticator
+	limiter  *auth.Limiter
+	audit    AuditTrail
 }
 
 const headerRequestID = "X-Request-Id"
@@ -73,7 +86,7 @@ func New(o Options) *Server {
 		o.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{log: o.Logger, cfg: o.Config, backends: o.Backends, version: o.Version,
-		metrics: newHTTPMetrics(o.Registry)}
+		metrics: newHTTPMetrics(o.Registry), auth: o.Auth, limiter: o.Limiter, audit: o.Audit}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "licensehub",
 		BodyLimit:             int(o.Config.BodyLimit),
@@ -94,11 +107,33 @@ func New(o Options) *Server {
 		DisablePreParseMultipartForm: true,
 	})
 	s.app.Use(s.observe, s.limitBody)
+	metrics := adaptor.HTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+
+	// 1. Public routes (see auth.go for why the order matters).
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
-	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	if !o.PrivateMetrics {
+		s.app.Get("/metrics", metrics)
+	}
 	if o.Keys != nil && o.Verifier != nil {
 		s.mountVerification(o.Keys, o.Verifier)
+	}
+	if o.Auth == nil {
+		return s
+	}
+	// 2. Authentication and rate limits for the rest of /v1.
+	s.app.Use("/v1", s.authenticate)
+	// 3. Authenticated routes.
+	if o.PrivateMetrics {
+		s.app.Get("/v1/metrics", func(c *fiber.Ctx) error {
+			if m := member(c); !m.HasRole(auth.RoleAdministrator) {
+				return licensehub.Errorf(licensehub.EFORBIDDENROLE, "metrics are for administrators")
+			}
+			return metrics(c)
+		})
+	}
+	if o.Audit != nil {
+		s.mountAudit()
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/audit"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 )
@@ -36,7 +37,11 @@ func (s *Server) mountVerification(keys signing.KeySource, v DocumentVerifier) {
 			return licensehub.FieldError(licensehub.EMALFORMED, "body", "send the signed license document (JSON) as the request body")
 		}
 		verdict, err := v.Verify(c.UserContext(), c.Body())
-		if err != nil {
+		rec := audit.Record{Operation: "license.verify"}
+		if verdict != nil && verdict.Identifier != "" {
+			rec.Licenses = []string{verdict.Identifier}
+		}
+		if err := s.record(c, rec, "", err); err != nil {
 			return err
 		}
 		return c.JSON(verdict)

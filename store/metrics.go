@@ -188,3 +188,8 @@ func (k *kvStore) XLen(ctx context.Context, key string) (n int64, err error) {
 	defer k.done("xlen", time.Now(), &err)
 	return k.next.XLen(ctx, key)
 }
+
+func (k *kvStore) XTrimMinID(ctx context.Context, key, minID string) (n int64, err error) {
+	defer k.done("xtrim", time.Now(), &err)
+	return k.next.XTrimMinID(ctx, key, minID)
+}

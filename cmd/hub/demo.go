@@ -32,27 +32,19 @@ type demoFiles struct {
 	PubKey  string // the demo authority's public key (PEM), for OpenSSL
 }
 
-// seedDemo makes sure the demo authority has a key and writes a signed demo
-// license with a key bundle beside it. It never touches a keyring that
-// already holds the demo authority's key.
-func seedDemo(ctx context.Context, cfg keyringConfig, dataDir string) (*signing.Keyring, *demoFiles, error) {
+// seedDemo makes sure the demo authority and the hub itself have keys and
+// writes a signed demo license with a key bundle beside it. Keys that
+// already exist are left alone.
+func seedDemo(ctx context.Context, cfg keyringConfig, dataDir, hubAuthority string) (*signing.Keyring, *demoFiles, error) {
 	now := time.Now().UTC().Truncate(time.Second)
-	if _, err := os.Stat(filepath.Join(cfg.dir, signing.KeyringFile)); errors.Is(err, fs.ErrNotExist) {
-		if _, err := signing.Generate(cfg.dir, demoAuthority, now.Add(-time.Minute), now.AddDate(5, 0, 0), cfg.password); err != nil {
-			return nil, nil, fmt.Errorf("demo key: %w", err)
+	for _, authority := range []string{demoAuthority, hubAuthority} {
+		if err := ensureDemoKey(cfg, authority, now); err != nil {
+			return nil, nil, fmt.Errorf("demo key for %s: %w", authority, err)
 		}
 	}
 	ring, err := openKeyring(cfg)
 	if err != nil {
 		return nil, nil, err
-	}
-	if _, err := ring.SignerFor(demoAuthority, now); err != nil {
-		if _, err := signing.Generate(cfg.dir, demoAuthority, now.Add(-time.Minute), now.AddDate(5, 0, 0), cfg.password); err != nil {
-			return nil, nil, fmt.Errorf("demo key: %w", err)
-		}
-		if ring, err = openKeyring(cfg); err != nil {
-			return nil, nil, err
-		}
 	}
 	signer, err := ring.SignerFor(demoAuthority, now)
 	if err != nil {
@@ -127,4 +119,18 @@ Demo: a business license signed with SM2 for %[2]s:
   go run ./cmd/hubctl keys list --dir %[5]s
   # and with nothing but OpenSSL and jq: see "Verifying with OpenSSL" in README.md (key: %[6]s)
 `, base, demoAuthorityName, f.License, f.Bundle, keysDir, f.PubKey)
+}
+
+// ensureDemoKey generates a key for authority unless it has an active one.
+// A keyring that exists but does not open is left for the operator to fix.
+func ensureDemoKey(cfg keyringConfig, authority string, now time.Time) error {
+	if ring, err := openKeyring(cfg); err == nil {
+		if _, err := ring.SignerFor(authority, now); err == nil {
+			return nil
+		}
+	} else if _, statErr := os.Stat(filepath.Join(cfg.dir, signing.KeyringFile)); !errors.Is(statErr, fs.ErrNotExist) {
+		return err
+	}
+	_, err := signing.Generate(cfg.dir, authority, now.Add(-time.Minute), now.AddDate(5, 0, 0), cfg.password)
+	return err
 }

@@ -120,7 +120,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		demo *demoFiles
 	)
 	if cfg.Demo.Enabled {
-		ring, demo, err = seedDemo(ctx, keyCfg, cfg.DataDir)
+		ring, demo, err = seedDemo(ctx, keyCfg, cfg.DataDir, cfg.Signing.HubAuthority)
 	} else {
 		ring, err = openKeyring(keyCfg)
 	}
@@ -129,8 +129,30 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	}
 	log.Info("keyring loaded", "dir", keyCfg.dir, "keys", len(ring.Keys()))
 
+	authn, limiter, err := openAuth(cfg, b)
+	if err != nil {
+		return err
+	}
+	trail, err := openAudit(cfg, b, ring, log)
+	if err != nil {
+		return err
+	}
+	// The sealer runs until the server has stopped, then seals once more.
+	sealCtx, stopSealer := context.WithCancel(context.Background())
+	sealed := make(chan struct{})
+	go func() { defer close(sealed); trail.Run(sealCtx) }()
+	defer func() {
+		stopSealer()
+		<-sealed
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := trail.Seal(fctx); err != nil {
+			log.Warn("final audit seal failed; the records stay journaled and are sealed at the next start", "error", err.Error())
+		}
+	}()
+
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
-		Keys: ring, Verifier: &license.Verifier{Keys: ring}})
+		Keys: ring, Verifier: &license.Verifier{Keys: ring}, Auth: authn, Limiter: limiter, Audit: trail})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)

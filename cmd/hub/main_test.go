@@ -91,7 +91,12 @@ func TestEmbeddedProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 	dataDir := t.TempDir()
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir() // no configs/hub.yaml here: built-in defaults
-	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir)
+	members, err := filepath.Abs(filepath.Join("..", "..", "configs", "members.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members,
+		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -179,9 +184,11 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 	cfg.Demo.Enabled = false
 	cfg.Signing.KeysDir = t.TempDir()
 	now := time.Now().UTC()
-	if _, err := signing.Generate(cfg.Signing.KeysDir, "11430000006122244L", now, now.AddDate(1, 0, 0), nil); err != nil {
+	if _, err := signing.Generate(cfg.Signing.KeysDir, cfg.Signing.HubAuthority, now, now.AddDate(1, 0, 0), nil); err != nil {
 		t.Fatal(err)
 	}
+	cfg.Audit.HolderKey = "test-holder-key-0123456789abcdef0123"
+	cfg.Auth.MembersFile = writeMembers(t)
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -253,4 +260,22 @@ func TestRefusesKeyFileReadableByOthers(t *testing.T) {
 	if code == 0 || !strings.Contains(stdout.String(), info.KeyID+".key.pem") || !strings.Contains(stdout.String(), "chmod 600") {
 		t.Errorf("exit %d; want a refusal naming %s:\n%s", code, keyFile, stdout.String())
 	}
+}
+
+// writeMembers writes a one-member registry with a literal secret (mode
+// 0600, as the loader requires for literals) and returns its path.
+func writeMembers(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "members.yaml")
+	yaml := `members:
+  - app_id: test-admin
+    name: test administrator
+    department: test
+    roles: [administrator]
+    secret: test-secret-0123456789abcdef0123456789
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

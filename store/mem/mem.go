@@ -628,6 +628,36 @@ func (s *Store) XLen(ctx context.Context, key string) (int64, error) {
 	return int64(len(v.stream.entries)), nil
 }
 
+// XTrimMinID removes the entries whose ID is less than minID ("<ms>-<seq>"
+// or "<ms>") and returns how many it removed. The stream stays (possibly
+// empty) with its last ID, so later IDs keep increasing, as in Redis.
+func (s *Store) XTrimMinID(ctx context.Context, key, minID string) (int64, error) {
+	min, ok := parseStreamID(minID)
+	if !ok {
+		return 0, licensehub.Errorf(licensehub.EINVALID, "memory XTRIM %q: invalid stream ID %q", key, minID)
+	}
+	if err := s.begin(ctx, "XTRIM", key); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	v, err := s.lookupKind("XTRIM", key, kindStream)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	st := v.stream
+	n, _ := slices.BinarySearchFunc(st.entries, min, func(e streamEntry, t streamID) int {
+		if e.id.less(t) {
+			return -1
+		}
+		return 1 // never 0: find the first entry with ID >= min
+	})
+	if n == 0 {
+		return 0, nil
+	}
+	st.entries = slices.Delete(st.entries, 0, n)
+	return int64(n), nil
+}
+
 func cloneFields(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {

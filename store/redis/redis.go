@@ -360,6 +360,15 @@ func (s *Store) XLen(ctx context.Context, key string) (int64, error) {
 	})
 }
 
+// XTrimMinID removes the entries with an ID less than minID (XTRIM key
+// MINID minID, exact) and returns how many it removed. Redis keeps the
+// stream's last ID, so IDs are never reused after a trim.
+func (s *Store) XTrimMinID(ctx context.Context, key, minID string) (int64, error) {
+	return run(ctx, s, "XTRIM", key, func(ctx context.Context) (int64, error) {
+		return s.c.XTrimMinID(ctx, s.Key(key), minID).Result()
+	})
+}
+
 // ---- helpers ----
 
 // run performs one call: it fails fast when ctx has already ended (so a

@@ -62,6 +62,9 @@ func KV(t *testing.T, open func(t *testing.T) licensehub.KV) {
 		{"StreamFields", kvStreamFields},
 		{"StreamIDsIncrease", kvStreamIDsIncrease},
 		{"MissingStream", kvMissingStream},
+		{"StreamTrim", kvStreamTrim},
+		{"StreamTrimKeepsLastID", kvStreamTrimKeepsLastID},
+		{"StreamTrimRace", kvStreamTrimRace},
 		{"WrongType", kvWrongType},
 		{"CancelledContext", kvCancelledContext},
 		{"ExpiredDeadline", kvExpiredDeadline},
@@ -786,6 +789,201 @@ func kvMissingStream(t *testing.T, kv licensehub.KV) {
 	}
 }
 
+// kvStreamTrim checks XTrimMinID: exact (no ~), entries below minID go,
+// the rest stays in order, and it reports how many it removed.
+func kvStreamTrim(t *testing.T, kv licensehub.KV) {
+	ctx := t.Context()
+	var ids []string
+	for i := range 6 {
+		id, err := kv.XAdd(ctx, "events", map[string]string{"n": strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	first := kvParseID(t, ids[0])
+	steps := []struct {
+		name   string
+		minID  string
+		remove int64
+		left   []string
+	}{
+		{"zero removes nothing", "0", 0, ids},
+		{"first ID removes nothing", ids[0], 0, ids},
+		{"milliseconds only mean <ms>-0", strconv.FormatUint(first.ms, 10), 0, ids},
+		{"exact: one entry", ids[1], 1, ids[1:]},
+		{"same minID again", ids[1], 0, ids[1:]},
+		{"lower minID than already trimmed", ids[0], 0, ids[1:]},
+		// <ms>-<seq+1> of an entry lies between it and the next one, or is
+		// the next one: either way the entry goes and the next one stays.
+		{"just after an entry", kvAfter(t, ids[2]), 2, ids[3:]},
+		{"exact: two more", ids[5], 2, ids[5:]},
+		{"beyond the last ID empties the stream", "18446744073709551615-18446744073709551615", 1, nil},
+		{"empty stream", ids[5], 0, nil},
+	}
+	for _, st := range steps {
+		n, err := kv.XTrimMinID(ctx, "events", st.minID)
+		if err != nil || n != st.remove {
+			t.Fatalf("%s: XTrimMinID(%q) = %d, %v; want %d, nil", st.name, st.minID, n, err, st.remove)
+		}
+		got, err := kv.XRange(ctx, "events", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotIDs := kvEntryIDs(got); !slices.Equal(gotIDs, st.left) {
+			t.Fatalf("%s: XRange after XTrimMinID(%q) = %v, want %v", st.name, st.minID, gotIDs, st.left)
+		}
+		for _, e := range got {
+			if want := strconv.Itoa(slices.Index(ids, e.ID)); e.Fields["n"] != want {
+				t.Fatalf("%s: entry %s has n=%q, want %q: trimming moved fields", st.name, e.ID, e.Fields["n"], want)
+			}
+		}
+		if l, err := kv.XLen(ctx, "events"); err != nil || l != int64(len(st.left)) {
+			t.Fatalf("%s: XLen = %d, %v; want %d", st.name, l, err, len(st.left))
+		}
+	}
+
+	t.Run("missing stream", func(t *testing.T) {
+		if n, err := kv.XTrimMinID(ctx, "never", "1-0"); err != nil || n != 0 {
+			t.Fatalf("XTrimMinID(missing) = %d, %v; want 0, nil", n, err)
+		}
+		if n, err := kv.XLen(ctx, "never"); err != nil || n != 0 {
+			t.Fatalf("XLen after trimming a missing stream = %d, %v; want 0", n, err)
+		}
+	})
+	t.Run("invalid IDs", func(t *testing.T) {
+		if _, err := kv.XAdd(ctx, "kept", map[string]string{"f": "v"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"", "-", "+", "abc", "1-", "-1", "1-x", "1.5-0"} {
+			_, err := kv.XTrimMinID(ctx, "kept", bad)
+			kvWantCode(t, err, licensehub.EINVALID, fmt.Sprintf("XTrimMinID(%q)", bad))
+		}
+		if n, err := kv.XLen(ctx, "kept"); err != nil || n != 1 {
+			t.Fatalf("XLen after refused trims = %d, %v; want 1", n, err)
+		}
+	})
+}
+
+// kvStreamTrimKeepsLastID checks that a stream trimmed empty still exists
+// as a stream and never hands out an ID again: a journal that trims what
+// it has processed relies on that to tell new entries from old ones.
+func kvStreamTrimKeepsLastID(t *testing.T, kv licensehub.KV) {
+	ctx := t.Context()
+	var last string
+	for range 3 {
+		id, err := kv.XAdd(ctx, "j", map[string]string{"f": "v"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = id
+	}
+	if n, err := kv.XTrimMinID(ctx, "j", "18446744073709551615-18446744073709551615"); err != nil || n != 3 {
+		t.Fatalf("XTrimMinID(all) = %d, %v; want 3, nil", n, err)
+	}
+	// Still a stream: a string cannot be set over it with SetNX.
+	if ok, err := kv.SetNX(ctx, "j", []byte("v"), 0); err != nil || ok {
+		t.Fatalf("SetNX on a stream trimmed empty = %v, %v; want false, nil (the stream remains)", ok, err)
+	}
+	id, err := kv.XAdd(ctx, "j", map[string]string{"f": "again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !kvIDLess(t, last, id) {
+		t.Fatalf("XAdd after trimming everything returned %s, not after the last ID %s", id, last)
+	}
+	got, err := kv.XRange(ctx, "j", last, 0)
+	if err != nil || len(got) != 1 || got[0].ID != id {
+		t.Fatalf("XRange(after %s) = %v, %v; want only %s", last, got, err, id)
+	}
+}
+
+// kvStreamTrimRace trims behind concurrent appenders: every entry is either
+// trimmed (counted once) or still there, never both, never lost.
+func kvStreamTrimRace(t *testing.T, kv licensehub.KV) {
+	ctx := t.Context()
+	const writers, each = 5, 40
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ids     []string
+		errs    = make([]error, writers+1)
+		trimmed int64
+		stop    = make(chan struct{})
+	)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				id, err := kv.XAdd(ctx, "q", map[string]string{"i": strconv.Itoa(i)})
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+			}
+		})
+	}
+	var trimmer sync.WaitGroup
+	trimmer.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			page, err := kv.XRange(ctx, "q", "", 3)
+			if err != nil {
+				errs[writers] = err
+				return
+			}
+			if len(page) < 2 {
+				continue
+			}
+			n, err := kv.XTrimMinID(ctx, "q", page[len(page)-1].ID)
+			if err != nil {
+				errs[writers] = err
+				return
+			}
+			if n != int64(len(page)-1) {
+				errs[writers] = fmt.Errorf("XTrimMinID(%s) removed %d entries, want the %d below it", page[len(page)-1].ID, n, len(page)-1)
+				return
+			}
+			trimmed += n
+		}
+	})
+	wg.Wait()
+	close(stop)
+	trimmer.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	left, err := kv.XLen(ctx, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trimmed+left != writers*each {
+		t.Fatalf("trimmed %d + left %d = %d entries, want %d", trimmed, left, trimmed+left, writers*each)
+	}
+	rest, err := kv.XRange(ctx, "q", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		switch {
+		case kvIDLess(t, a, b):
+			return -1
+		case kvIDLess(t, b, a):
+			return 1
+		}
+		return 0
+	})
+	if got, want := kvEntryIDs(rest), ids[len(ids)-len(rest):]; !slices.Equal(got, want) {
+		t.Fatalf("entries left after trimming = %v, want the newest %d IDs %v", got, len(rest), want)
+	}
+}
+
 // ---- errors ----
 
 // kvWrongType uses keys as a kind they do not hold; like Redis's WRONGTYPE
@@ -816,6 +1014,8 @@ func kvWrongType(t *testing.T, kv licensehub.KV) {
 		{"XAdd string", func() error { _, err := kv.XAdd(ctx, "str", map[string]string{"f": "v"}); return err }},
 		{"XRange set", func() error { _, err := kv.XRange(ctx, "set", "", 0); return err }},
 		{"XLen zset", func() error { _, err := kv.XLen(ctx, "zset"); return err }},
+		{"XTrimMinID string", func() error { _, err := kv.XTrimMinID(ctx, "str", "1-0"); return err }},
+		{"XTrimMinID set", func() error { _, err := kv.XTrimMinID(ctx, "set", "1-0"); return err }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -871,6 +1071,7 @@ func kvCalls(kv licensehub.KV) []struct {
 		{"XAdd", func(ctx context.Context) error { _, err := kv.XAdd(ctx, "x", map[string]string{"f": "v"}); return err }},
 		{"XRange", func(ctx context.Context) error { _, err := kv.XRange(ctx, "x", "", 0); return err }},
 		{"XLen", func(ctx context.Context) error { _, err := kv.XLen(ctx, "x"); return err }},
+		{"XTrimMinID", func(ctx context.Context) error { _, err := kv.XTrimMinID(ctx, "x", "1-0"); return err }},
 	}
 }
 
@@ -1042,6 +1243,13 @@ func kvBetween(t *testing.T, a, b string) string {
 		return a
 	}
 	return fmt.Sprintf("%d-%d", c.ms, c.seq)
+}
+
+// kvAfter returns the smallest ID greater than id.
+func kvAfter(t *testing.T, id string) string {
+	t.Helper()
+	x := kvParseID(t, id)
+	return fmt.Sprintf("%d-%d", x.ms, x.seq+1)
 }
 
 func kvTrunc(b []byte) []byte {
