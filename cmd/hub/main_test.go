@@ -17,10 +17,12 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/licensehub/licensehub/audit"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/internal/logging"
 	"github.com/licensehub/licensehub/internal/testenv"
 	"github.com/licensehub/licensehub/signing"
+	"github.com/licensehub/licensehub/store/fs"
 )
 
 func TestMain(m *testing.M) {
@@ -278,4 +280,91 @@ func writeMembers(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestKilledRightAfterAnswering: a response that carried license data was
+// audited before it left, so killing the hub (SIGKILL, no shutdown) right
+// after the answer leaves the record in the trail. The next start seals it
+// and the chain verifies.
+func TestKilledRightAfterAnswering(t *testing.T) {
+	bin := buildHub(t)
+	dataDir := t.TempDir()
+	members, err := filepath.Abs(filepath.Join("..", "..", "configs", "members.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members,
+		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"),
+		"HUB_AUDIT_SEAL_INTERVAL=1h") // nothing is sealed while the first process lives
+	start := func() (*exec.Cmd, string) {
+		cmd := exec.Command(bin)
+		cmd.Dir = t.TempDir()
+		cmd.Env = env
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		addr, _ := waitListening(t, stdout)
+		go io.Copy(io.Discard, stdout)
+		return cmd, addr
+	}
+
+	cmd, addr := start()
+	doc, err := os.ReadFile(filepath.Join(dataDir, "demo", "business-license.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/verify", bytes.NewReader(doc))
+	req.Header.Set("X-Request-Id", "answered-then-killed")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no graceful anything
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	http.DefaultClient.CloseIdleConnections()
+	if resp.StatusCode != 200 {
+		t.Fatalf("verify answered %d", resp.StatusCode)
+	}
+
+	// The second life seals what the first journaled; SIGTERM seals the rest.
+	cmd, _ = start()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("second hub: %v", err)
+	}
+	objects, err := fs.Open(filepath.Join(dataDir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := signing.OpenKeyring(filepath.Join(dataDir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := audit.Verify(context.Background(), objects, ring)
+	if err != nil || !report.OK {
+		t.Fatalf("audit chain after kill and restart: %+v %v", report, err)
+	}
+	var found bool
+	for n := int64(1); n <= report.Segments; n++ {
+		rc, _, err := objects.Get(context.Background(), audit.SegmentKey(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		found = found || bytes.Contains(b, []byte(`"request_id":"answered-then-killed"`))
+	}
+	if !found {
+		t.Errorf("the record of the answered request is not in the sealed trail (%d records)", report.Records)
+	}
 }
