@@ -28,11 +28,12 @@ const hubAuthority = "11330100MB1234567E"
 // Members of the test registry; each secret is its app ID repeated.
 var testMembers = map[string]string{
 	"supervisor": "supervisor", "citizen": "citizen_app", "limited": "supervisor", "narrow": "supervisor",
+	"bench": "supervisor",
 }
 
 func secretOf(app string) []byte { return []byte(strings.Repeat(app+"-secret-", 4)) }
 
-func writeRegistry(t *testing.T) *auth.Registry {
+func writeRegistry(t testing.TB) *auth.Registry {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("members:\n")
@@ -42,8 +43,11 @@ func writeRegistry(t *testing.T) *auth.Registry {
 			ops = "[usage.read]" // a supervisor whose grants leave audit.read out
 		}
 		limit := "{requests: 100, per: 1s}"
-		if app == "limited" {
+		switch app {
+		case "limited":
 			limit = "{requests: 2, per: 1h}"
+		case "bench":
+			limit = "{requests: 1000000, per: 1s}"
 		}
 		b.WriteString("  - app_id: " + app + "\n    name: " + app + "\n    department: test\n    roles: [" + role + "]\n" +
 			"    secret: " + string(secretOf(app)) + "\n    grants:\n      - operations: " + ops + "\n    rate_limit: " + limit + "\n")
@@ -60,7 +64,7 @@ func writeRegistry(t *testing.T) *auth.Registry {
 }
 
 // newTrail is a real audit trail on a filesystem store and local journal.
-func newTrail(t *testing.T, kv licensehub.KV) *audit.Trail {
+func newTrail(t testing.TB, kv licensehub.KV) *audit.Trail {
 	t.Helper()
 	keys := t.TempDir()
 	now := time.Now().UTC()
@@ -88,7 +92,7 @@ func newTrail(t *testing.T, kv licensehub.KV) *audit.Trail {
 	return trail
 }
 
-func startSecured(t *testing.T, reg *auth.Registry, kv licensehub.KV, trail AuditTrail) *harness {
+func startSecured(t testing.TB, reg *auth.Registry, kv licensehub.KV, trail AuditTrail) *harness {
 	t.Helper()
 	keys := signing.Bundle{}
 	return startWith(t, Options{Auth: auth.NewAuthenticator(reg, kv), Limiter: auth.NewLimiter(kv), Audit: trail,
@@ -283,6 +287,9 @@ func TestHolderUsage(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "办理食品经营许可") || strings.Contains(string(b), holder) ||
 		!strings.Contains(string(b), `"holder":"110*************2X"`) {
 		t.Errorf("usage: %d %s", resp.StatusCode, b)
+	}
+	if strings.Contains(h.logs.String(), holder) || !strings.Contains(h.logs.String(), "/v1/holders/110*************2X/usage") {
+		t.Errorf("the holder code reached the logs unmasked:\n%s", h.logs.String())
 	}
 	resp, b = h.call(t, "citizen", "GET", "/v1/holders/110105194912310021/usage", "", time.Now(), nil)
 	if e := decodeError(t, b); resp.StatusCode != 400 || e.Details["field"] != "code" {

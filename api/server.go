@@ -228,7 +228,7 @@ func (s *Server) writeError(c *fiber.Ctx, err error) {
 	id, _ := c.Locals(localRequestID).(string)
 	if status >= 500 {
 		s.log.ErrorContext(logging.WithRequestID(context.Background(), id), "request failed",
-			"code", e.Code, "error", err.Error(), "method", c.Method(), "path", c.Path())
+			"code", e.Code, "error", err.Error(), "method", c.Method(), "path", logging.MaskPath(c.Path()))
 	}
 	if e.Code == licensehub.ERATELIMITED || e.Code == licensehub.EUPSTREAM || e.Code == licensehub.EUNAVAILABLE {
 		if ra, ok := e.Details["retry_after_seconds"]; ok {
@@ -248,7 +248,7 @@ func (s *Server) finish(c *fiber.Ctx, ctx context.Context, start time.Time, rout
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	s.log.Log(ctx, level, "request", "method", c.Method(), "route", route, "path", c.Path(),
+	s.log.Log(ctx, level, "request", "method", c.Method(), "route", route, "path", logging.MaskPath(c.Path()),
 		"status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "bytes_in", len(c.Request().Body()),
 		"remote", c.IP())
 }

@@ -63,12 +63,12 @@ type harness struct {
 	done chan error
 }
 
-func start(t *testing.T, backends []Backend, mount func(fiber.Router)) *harness {
+func start(t testing.TB, backends []Backend, mount func(fiber.Router)) *harness {
 	return startWith(t, Options{Backends: backends}, mount)
 }
 
 // startWith serves o (Config, Logger, Registry and Version filled in).
-func startWith(t *testing.T, o Options, mount func(fiber.Router)) *harness {
+func startWith(t testing.TB, o Options, mount func(fiber.Router)) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
 	o.Config = config.Default().Server

@@ -79,3 +79,39 @@ func MaskID(s string) string {
 	}
 	return string(r)
 }
+
+// MaskPath masks every path segment that looks like a holder code (15 to
+// 18 characters of digits and upper-case letters, mostly digits: resident
+// ID numbers and unified social credit codes), so request logs carry no
+// personal identifiers: /v1/holders/11010519491231002X/usage becomes
+// /v1/holders/110*************2X/usage.
+func MaskPath(p string) string {
+	segs := strings.Split(p, "/")
+	changed := false
+	for i, s := range segs {
+		if looksLikeHolderCode(s) {
+			segs[i], changed = MaskID(s), true
+		}
+	}
+	if !changed {
+		return p
+	}
+	return strings.Join(segs, "/")
+}
+
+func looksLikeHolderCode(s string) bool {
+	if len(s) < 15 || len(s) > 18 {
+		return false
+	}
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c >= 'A' && c <= 'Z', c == 'x':
+		default:
+			return false
+		}
+	}
+	return digits >= 10
+}

@@ -48,3 +48,18 @@ func TestMaskID(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskPath(t *testing.T) {
+	tests := map[string]string{
+		"/v1/holders/11010519491231002X/usage":                                                   "/v1/holders/110*************2X/usage",
+		"/v1/holders/91350100M000100Y43/licenses":                                                "/v1/holders/913*************43/licenses",
+		"/v1/keys/0123456789abcdef0123456789abcdef":                                              "/v1/keys/0123456789abcdef0123456789abcdef",
+		"/v1/licenses/1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U": "/v1/licenses/1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U",
+		"/healthz": "/healthz",
+	}
+	for in, want := range tests {
+		if got := MaskPath(in); got != want {
+			t.Errorf("MaskPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
