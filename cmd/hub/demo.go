@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
@@ -118,7 +119,14 @@ Demo: a business license signed with SM2 for %[2]s:
   curl -s %[1]s/v1/keys
   go run ./cmd/hubctl keys list --dir %[5]s
   # and with nothing but OpenSSL and jq: see "Verifying with OpenSSL" in README.md (key: %[6]s)
-`, base, demoAuthorityName, f.License, f.Bundle, keysDir, f.PubKey)
+
+Member systems sign their calls with HMAC-SM3 (configs/members.yaml; demo secrets):
+  export HUBCTL_HUB=%[1]s
+  HUBCTL_APP_ID=city-supervisor HUBCTL_SECRET=%[7]s go run ./cmd/hubctl audit list
+  HUBCTL_APP_ID=citizen-app HUBCTL_SECRET=%[8]s go run ./cmd/hubctl usage 91350100M000100Y43
+  go run ./cmd/hubctl audit verify    # re-reads the sealed audit segments (sealed every audit.seal_interval and at shutdown)
+`, base, demoAuthorityName, f.License, f.Bundle, keysDir, f.PubKey,
+		auth.DemoSecret("city-supervisor"), auth.DemoSecret("citizen-app"))
 }
 
 // ensureDemoKey generates a key for authority unless it has an active one.
