@@ -56,6 +56,10 @@ type Options struct {
 	Audit AuditTrail
 	// PrivateMetrics moves /metrics behind authentication (administrators).
 	PrivateMetrics bool
+	// Catalog, when set, is published at /v1/catalog/types; Library serves
+	// the license routes (push, read, status, versions) behind Auth.
+	Catalog Catalog
+	Library LicenseLibrary
 }
 
 // Server is the hub's HTTP server.
@@ -69,6 +73,7 @@ type Server struct {
 	auth     *auth.Authenticator
 	limiter  *auth.Limiter
 	audit    AuditTrail
+	library  LicenseLibrary
 }
 
 const headerRequestID = "X-Request-Id"
@@ -86,7 +91,8 @@ func New(o Options) *Server {
 		o.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{log: o.Logger, cfg: o.Config, backends: o.Backends, version: o.Version,
-		metrics: newHTTPMetrics(o.Registry), auth: o.Auth, limiter: o.Limiter, audit: o.Audit}
+		metrics: newHTTPMetrics(o.Registry), auth: o.Auth, limiter: o.Limiter, audit: o.Audit,
+		library: o.Library}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "licensehub",
 		BodyLimit:             int(o.Config.BodyLimit),
@@ -118,6 +124,9 @@ func New(o Options) *Server {
 	if o.Keys != nil && o.Verifier != nil {
 		s.mountVerification(o.Keys, o.Verifier)
 	}
+	if o.Catalog != nil {
+		s.mountCatalog(o.Catalog)
+	}
 	if o.Auth == nil {
 		return s
 	}
@@ -135,6 +144,9 @@ func New(o Options) *Server {
 	if o.Audit != nil {
 		s.mountAudit()
 	}
+	if o.Library != nil {
+		s.mountLicenses()
+	}
 	return s
 }
 
@@ -147,9 +159,6 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
-
-// Test runs one request through the app (for tests).
-func (s *Server) App() *fiber.App { return s.app }
 
 // observe is the outermost middleware: request ID, panic recovery, error
 // rendering, metrics and the access log for every request.

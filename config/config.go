@@ -34,7 +34,21 @@ type Config struct {
 	Signing Signing `yaml:"signing"`
 	Auth    Auth    `yaml:"auth"`
 	Audit   Audit   `yaml:"audit"`
+	Catalog Catalog `yaml:"catalog"`
+	Library Library `yaml:"library"`
 	Demo    Demo    `yaml:"demo"`
+}
+
+// Catalog locates the license catalog (one YAML file per license type).
+type Catalog struct {
+	Dir string `yaml:"dir"`
+}
+
+// Library configures the license library's background work.
+type Library struct {
+	// SweepInterval is how often licenses past their validity are marked
+	// expired (one instance at a time).
+	SweepInterval Duration `yaml:"sweep_interval"`
 }
 
 // Auth configures member-system authentication.
@@ -129,6 +143,8 @@ func Default() Config {
 		Signing: Signing{KeysDir: "./data/keys", HubAuthority: "11330100MB1234567E"},
 		Auth:    Auth{MembersFile: "configs/members.yaml", MaxSkew: Duration(5 * time.Minute)},
 		Audit:   Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
+		Catalog: Catalog{Dir: "configs/catalog"},
+		Library: Library{SweepInterval: Duration(time.Hour)},
 		Demo:    Demo{Enabled: true},
 	}
 }
@@ -337,7 +353,7 @@ func (c *Config) Validate() []Problem {
 		{"server.idle_timeout", c.Server.IdleTimeout}, {"server.shutdown_timeout", c.Server.ShutdownTimeout},
 		{"server.ready_timeout", c.Server.ReadyTimeout}, {"minio.timeout", c.MinIO.Timeout},
 		{"redis.timeout", c.Redis.Timeout}, {"auth.max_skew", c.Auth.MaxSkew},
-		{"audit.seal_interval", c.Audit.SealInterval},
+		{"audit.seal_interval", c.Audit.SealInterval}, {"library.sweep_interval", c.Library.SweepInterval},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -377,6 +393,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.Audit.SegmentRecords < 1 || c.Audit.SegmentRecords > 1_000_000 {
 		bad("audit.segment_records", "must be between 1 and 1000000, got %d", c.Audit.SegmentRecords)
+	}
+	if strings.TrimSpace(c.Catalog.Dir) == "" {
+		bad("catalog.dir", "is required: the license catalog lives there")
 	}
 	if strings.TrimSpace(c.Auth.MembersFile) == "" {
 		bad("auth.members_file", "is required: the registry of member systems")

@@ -27,7 +27,6 @@ import (
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/internal/logging"
 	"github.com/licensehub/licensehub/license"
-	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/store"
 )
 
@@ -115,15 +114,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	defer b.close(log)
 
 	keyCfg := newKeyringConfig(cfg.Signing)
-	var (
-		ring *signing.Keyring
-		demo *demoFiles
-	)
 	if cfg.Demo.Enabled {
-		ring, demo, err = seedDemo(ctx, keyCfg, cfg.DataDir, cfg.Signing.HubAuthority)
-	} else {
-		ring, err = openKeyring(keyCfg)
+		if err := ensureDemoKeys(keyCfg, cfg.Signing.HubAuthority); err != nil {
+			return err
+		}
 	}
+	ring, err := openKeyring(keyCfg)
 	if err != nil {
 		return err
 	}
@@ -137,6 +133,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	if err != nil {
 		return err
 	}
+	cat, lib, err := openLibrary(cfg, b, ring, log)
+	if err != nil {
+		return err
+	}
+	var demo *demoFiles
+	if cfg.Demo.Enabled {
+		if demo, err = seedDemo(ctx, lib, ring, cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	sweepCtx, stopSweeper := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() { defer close(swept); lib.RunSweeper(sweepCtx, cfg.Library.SweepInterval.D()) }()
+	defer func() { stopSweeper(); <-swept }()
+
 	// The sealer runs until the server has stopped, then seals once more.
 	sealCtx, stopSealer := context.WithCancel(context.Background())
 	sealed := make(chan struct{})
@@ -152,7 +163,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	}()
 
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
-		Keys: ring, Verifier: &license.Verifier{Keys: ring}, Auth: authn, Limiter: limiter, Audit: trail})
+		Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Auth: authn, Limiter: limiter, Audit: trail,
+		Catalog: cat, Library: lib})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)

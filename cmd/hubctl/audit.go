@@ -44,16 +44,7 @@ func auditVerify(ctx context.Context, g *globals, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
-	path := *cfgPath
-	if path == "" {
-		path = os.Getenv(config.EnvConfigPath)
-	}
-	if path == "" {
-		if _, err := os.Stat("configs/hub.yaml"); err == nil {
-			path = "configs/hub.yaml"
-		}
-	}
-	cfg, err := config.Load(path, os.Environ())
+	cfg, err := loadHubConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -67,12 +58,8 @@ func auditVerify(ctx context.Context, g *globals, args []string) error {
 			return fmt.Errorf("%s: %w", *keysPath, err)
 		}
 	} else {
-		var opts []signing.Option
-		if pw := cfg.Signing.KeyPassword.Value(); pw != "" {
-			opts = append(opts, signing.WithSinglePassword([]byte(pw)))
-		}
-		if keys, err = signing.OpenKeyring(cfg.Signing.KeysDir, opts...); err != nil {
-			return fmt.Errorf("signing.keys_dir: %w", err)
+		if keys, err = openHubKeyring(cfg); err != nil {
+			return err
 		}
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -191,4 +178,32 @@ func cmdUsage(ctx context.Context, g *globals, args []string) error {
 	}
 	tw.Flush()
 	return nil
+}
+
+// loadHubConfig reads the hub's configuration as the hub does: the given
+// file, else $HUB_CONFIG, else configs/hub.yaml when present, with HUB_*
+// overrides.
+func loadHubConfig(path string) (*config.Config, error) {
+	if path == "" {
+		path = os.Getenv(config.EnvConfigPath)
+	}
+	if path == "" {
+		if _, err := os.Stat("configs/hub.yaml"); err == nil {
+			path = "configs/hub.yaml"
+		}
+	}
+	return config.Load(path, os.Environ())
+}
+
+// openHubKeyring opens the keyring the hub's configuration names.
+func openHubKeyring(cfg *config.Config) (*signing.Keyring, error) {
+	var opts []signing.Option
+	if pw := cfg.Signing.KeyPassword.Value(); pw != "" {
+		opts = append(opts, signing.WithSinglePassword([]byte(pw)))
+	}
+	ring, err := signing.OpenKeyring(cfg.Signing.KeysDir, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("signing.keys_dir: %w", err)
+	}
+	return ring, nil
 }

@@ -9,6 +9,8 @@
 //	hubctl audit verify [--config FILE]       re-read and check every sealed audit segment
 //	hubctl audit list [--app A] [--holder H]  audit records (HUBCTL_APP_ID/HUBCTL_SECRET: a supervisor)
 //	hubctl usage HOLDER_CODE                  who used a holder's licenses (as a citizen-facing app)
+//	hubctl push FILE [--idempotency-key K]    push a license (as an issuing department)
+//	hubctl reindex [--config FILE]            rebuild the Redis indexes from the object store
 //	hubctl version
 //
 // --hub defaults to $HUBCTL_HUB, else http://127.0.0.1:8080.
@@ -45,11 +47,13 @@ type globals struct {
 }
 
 var commands = map[string]command{
-	"status": {"show whether the hub and each of its backends are ready", cmdStatus},
-	"keys":   {"manage authority keys: gen, rotate, list, export, compromise", cmdKeys},
-	"verify": {"verify a signed license: offline with --keys BUNDLE, else on the hub", cmdVerify},
-	"audit":  {"verify the sealed audit trail (offline) or list records (as a supervisor)", cmdAudit},
-	"usage":  {"who used a holder's licenses (as a citizen-facing app)", cmdUsage},
+	"status":  {"show whether the hub and each of its backends are ready", cmdStatus},
+	"keys":    {"manage authority keys: gen, rotate, list, export, compromise", cmdKeys},
+	"verify":  {"verify a signed license: offline with --keys BUNDLE, else on the hub", cmdVerify},
+	"audit":   {"verify the sealed audit trail (offline) or list records (as a supervisor)", cmdAudit},
+	"push":    {"push a license as an issuing department (HUBCTL_APP_ID/HUBCTL_SECRET)", cmdPush},
+	"reindex": {"rebuild the Redis indexes of the license library from the object store", cmdReindex},
+	"usage":   {"who used a holder's licenses (as a citizen-facing app)", cmdUsage},
 	"version": {"print hubctl's version", func(_ context.Context, g *globals, _ []string) error {
 		fmt.Fprintln(g.stdout, "licensehub hubctl", version)
 		return nil
