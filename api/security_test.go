@@ -28,7 +28,7 @@ const hubAuthority = "11330100MB1234567E"
 // Members of the test registry; each secret is its app ID repeated.
 var testMembers = map[string]string{
 	"supervisor": "supervisor", "citizen": "citizen_app", "limited": "supervisor", "narrow": "supervisor",
-	"bench": "supervisor",
+	"bench": "supervisor", "issuer": "issuing_department", "other-issuer": "issuing_department",
 }
 
 func secretOf(app string) []byte { return []byte(strings.Repeat(app+"-secret-", 4)) }
@@ -38,9 +38,15 @@ func writeRegistry(t testing.TB) *auth.Registry {
 	var b strings.Builder
 	b.WriteString("members:\n")
 	for app, role := range testMembers {
-		ops := map[string]string{"supervisor": "[audit.read, usage.read]", "citizen_app": "[usage.read]"}[role]
-		if app == "narrow" {
+		ops := map[string]string{"supervisor": "[audit.read, usage.read]", "citizen_app": "[usage.read]",
+			"issuing_department": "[license.create, license.change, license.read]"}[role]
+		switch app {
+		case "narrow":
 			ops = "[usage.read]" // a supervisor whose grants leave audit.read out
+		case "issuer":
+			ops += "\n        license_types: [\"11100000000013338W011\"]\n        authorities: [\"11430000006122244L\"]"
+		case "other-issuer":
+			ops += "\n        authorities: [\"91350100M000100Y43\"]"
 		}
 		limit := "{requests: 100, per: 1s}"
 		switch app {
