@@ -12,16 +12,17 @@ import (
 // Stable error codes. Clients match on these strings; never rename one.
 // The mapping to HTTP status lives in one place: api/errors.go.
 const (
-	EINVALID         = "INVALID_ARGUMENT"     // a field of the request is wrong
-	EMALFORMED       = "MALFORMED_REQUEST"    // the body cannot be parsed at all
-	ENOTFOUND        = "NOT_FOUND"            // no such route or resource
-	ECONFLICT        = "ALREADY_EXISTS"       // a create-only write met an existing key
-	EBODYTOOLARGE    = "BODY_TOO_LARGE"       // request body over the configured limit
-	EMETHOD          = "METHOD_NOT_ALLOWED"   // route exists, method does not
-	EUNAVAILABLE     = "BACKEND_UNAVAILABLE"  // MinIO, Redis or the filesystem failed
-	EUPSTREAM        = "UPSTREAM_UNAVAILABLE" // a public-security/social/tax system failed
-	ETIMEOUT         = "TIMEOUT"              // a deadline expired
-	EINTERNAL        = "INTERNAL"             // a bug; details are logged, not returned
+	EINVALID         = "INVALID_ARGUMENT"         // a field of the request is wrong
+	EMALFORMED       = "MALFORMED_REQUEST"        // the body cannot be parsed at all
+	ENOTFOUND        = "NOT_FOUND"                // no such route or resource
+	ECONFLICT        = "ALREADY_EXISTS"           // a create-only write met an existing key
+	EBODYTOOLARGE    = "BODY_TOO_LARGE"           // request body over the configured limit
+	EMETHOD          = "METHOD_NOT_ALLOWED"       // route exists, method does not
+	EUNAVAILABLE     = "BACKEND_UNAVAILABLE"      // MinIO, Redis or the filesystem failed
+	EOBJECTSTORE     = "OBJECT_STORE_UNAVAILABLE" // the system of record cannot be read or written: nothing was changed
+	EUPSTREAM        = "UPSTREAM_UNAVAILABLE"     // a public-security/social/tax system failed
+	ETIMEOUT         = "TIMEOUT"                  // a deadline expired
+	EINTERNAL        = "INTERNAL"                 // a bug; details are logged, not returned
 	ELICNOTFOUND     = "LICENSE_NOT_FOUND"
 	ESIGINVALID      = "SIGNATURE_INVALID"
 	EKEYNOTFOUND     = "KEY_NOT_FOUND"

@@ -36,6 +36,7 @@ var statusOf = map[string]int{
 	licensehub.ERATELIMITED:        http.StatusTooManyRequests,
 	licensehub.EINTERNAL:           http.StatusInternalServerError,
 	licensehub.EUNAVAILABLE:        http.StatusServiceUnavailable,
+	licensehub.EOBJECTSTORE:        http.StatusServiceUnavailable,
 	licensehub.EUPSTREAM:           http.StatusServiceUnavailable,
 	licensehub.ETIMEOUT:            http.StatusGatewayTimeout,
 }

@@ -113,8 +113,7 @@ func (l *Library) call(ctx context.Context) (context.Context, context.CancelFunc
 
 // objErr turns an object store failure into the error callers see: the
 // domain codes (conflict, not found, invalid) pass unchanged; everything
-// else is EUNAVAILABLE "object store unavailable" (the API answers 503
-// OBJECT_STORE_UNAVAILABLE for Details["backend"] == "object_store").
+// else is EOBJECTSTORE (503 OBJECT_STORE_UNAVAILABLE).
 func objErr(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -126,7 +125,7 @@ func objErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return licensehub.Wrap(err, licensehub.ETIMEOUT, "request ended while the object store was being written or read")
 	}
-	return &licensehub.Error{Code: licensehub.EUNAVAILABLE, Message: "object store unavailable",
+	return &licensehub.Error{Code: licensehub.EOBJECTSTORE, Message: "object store unavailable",
 		Details: map[string]any{"backend": "object_store"}, Err: err}
 }
 

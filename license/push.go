@@ -1,6 +1,7 @@
 package license
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -359,7 +360,7 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 		raw, info, err := l.getObject(ctx, licenseKey(id))
 		if err != nil {
 			if isCode(err, licensehub.ENOTFOUND) {
-				return nil, licensehub.Errorf(licensehub.EUNAVAILABLE, "license %s: create conflicted but the object cannot be read", id)
+				return nil, licensehub.Errorf(licensehub.EOBJECTSTORE, "license %s: create conflicted but the object cannot be read", id)
 			}
 			return nil, err
 		}
@@ -373,6 +374,10 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 				Details: map[string]any{"identifier": id, "reason": "natural_key_conflict"}}
 		}
 		doc = raw
+		// A conditional PUT whose response was lost and that minio-go
+		// retried reports a conflict although it won: the stored bytes are
+		// then ours (signatures are randomised, so nobody else's match).
+		created = bytes.Equal(raw, p.doc)
 	}
 	// g. index and exchange event; on a retry they are re-run, every step
 	// being idempotent, unless the index says they completed.

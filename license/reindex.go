@@ -77,7 +77,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 			if isCode(err, licensehub.ENOTFOUND) {
 				return nil
 			}
-			if isCode(err, licensehub.EUNAVAILABLE) || isCode(err, licensehub.ETIMEOUT) {
+			if isCode(err, licensehub.EOBJECTSTORE) || isCode(err, licensehub.EUNAVAILABLE) || isCode(err, licensehub.ETIMEOUT) {
 				return err
 			}
 			report("%s: %v", key, err)
@@ -99,7 +99,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 		if seq := lastSeq[id]; seq > 0 {
 			rec, err := l.readStatus(ctx, id, seq)
 			if err != nil {
-				if isCode(err, licensehub.EUNAVAILABLE) || isCode(err, licensehub.ETIMEOUT) {
+				if isCode(err, licensehub.EOBJECTSTORE) || isCode(err, licensehub.EUNAVAILABLE) || isCode(err, licensehub.ETIMEOUT) {
 					return err
 				}
 				report("%s: %v", statusKey(id, seq), err)

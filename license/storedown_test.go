@@ -74,8 +74,8 @@ func TestObjectStoreDownDuringPushes(t *testing.T) {
 		}
 		failed++
 		var e *licensehub.Error
-		if !errors.As(o.err, &e) || e.Code != licensehub.EUNAVAILABLE || !strings.Contains(e.Message, "object store unavailable") {
-			t.Errorf("push %s failed with %v, want EUNAVAILABLE object store unavailable", o.req.Number, o.err)
+		if !errors.As(o.err, &e) || e.Code != licensehub.EOBJECTSTORE || !strings.Contains(e.Message, "object store unavailable") {
+			t.Errorf("push %s failed with %v, want OBJECT_STORE_UNAVAILABLE", o.req.Number, o.err)
 		}
 	}
 	t.Logf("%d pushes succeeded, %d failed while the object store was down", ok, failed)

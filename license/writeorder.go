@@ -57,7 +57,7 @@
 // deterministic, so the event is not duplicated), Get or Status on the
 // identifier (they read the object when lic:id is missing and repair), and
 // Reindex. With the object store down, Push fails at step 2 or 3 with
-// EUNAVAILABLE "object store unavailable" (Details backend=object_store)
+// OBJECT_STORE_UNAVAILABLE (EOBJECTSTORE)
 // and has written at most an idempotency record (a retry with the same
 // content passes it) or an attachment.
 //
