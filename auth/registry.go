@@ -202,35 +202,6 @@ var (
 	yamlUnknownKey = regexp.MustCompile(`^line \d+: field (\S+) not found in type`)
 )
 
-// problem is one reason to refuse the registry.
-type problem struct {
-	field string // e.g. members[1].grants[0].operations[2]; "" for the file
-	msg   string // complete: file:line, member, field, what is wrong
-}
-
-type problems []problem
-
-// err turns the problems into one *licensehub.Error: a single problem as
-// it is, several as one message listing them all.
-func (ps problems) err(path string) error {
-	switch len(ps) {
-	case 0:
-		return nil
-	case 1:
-		return &licensehub.Error{Code: licensehub.EINVALID, Field: ps[0].field, Message: ps[0].msg}
-	}
-	msgs := make([]string, len(ps))
-	for i, p := range ps {
-		msgs[i] = p.msg
-	}
-	return &licensehub.Error{
-		Code:    licensehub.EINVALID,
-		Field:   ps[0].field,
-		Message: fmt.Sprintf("member registry %s has %d problems:\n  %s", path, len(ps), strings.Join(msgs, "\n  ")),
-		Details: map[string]any{"problems": msgs},
-	}
-}
-
 // registryDoc is members.yaml being checked: the strict decode and the node
 // tree, for line numbers.
 type registryDoc struct {
@@ -239,7 +210,7 @@ type registryDoc struct {
 	opts    *loadOptions
 	file    registryFile
 	members *yaml.Node // the members: sequence
-	ps      problems
+	ps      licensehub.Problems
 }
 
 // parseRegistry checks raw, the content of path with permissions perm, and
@@ -247,7 +218,7 @@ type registryDoc struct {
 func parseRegistry(path string, raw []byte, perm fs.FileMode, o *loadOptions) (*Registry, error) {
 	d := &registryDoc{path: path, perm: perm, opts: o}
 	if !d.decode(raw) {
-		return nil, d.ps.err(path)
+		return nil, d.ps.Err("member registry " + path)
 	}
 	reg := &Registry{path: path, byAppID: make(map[string]*Member, len(d.file.Members))}
 	firstIndex := make(map[string]int, len(d.file.Members))
@@ -263,7 +234,7 @@ func parseRegistry(path string, raw []byte, perm fs.FileMode, o *loadOptions) (*
 			reg.members = append(reg.members, m)
 		}
 	}
-	if err := d.ps.err(path); err != nil {
+	if err := d.ps.Err("member registry " + path); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(reg.members, func(a, b *Member) int { return strings.Compare(a.appID, b.appID) })
@@ -313,9 +284,8 @@ func (d *registryDoc) decode(raw []byte) bool {
 	ok := true
 	for i, n := range d.members.Content {
 		if n = resolveAlias(n); n.Kind != yaml.MappingNode {
-			d.ps = append(d.ps, problem{
-				field: fmt.Sprintf("members[%d]", i),
-				msg:   fmt.Sprintf("%s:%d: members[%d]: want a mapping (app_id:, name:, ...)", d.path, n.Line, i),
+			d.ps = append(d.ps, licensehub.Problem{Field: fmt.Sprintf("members[%d]", i),
+				Msg: fmt.Sprintf("%s:%d: members[%d]: want a mapping (app_id:, name:, ...)", d.path, n.Line, i),
 			})
 			ok = false
 		}
@@ -424,7 +394,7 @@ func (d *registryDoc) grant(i int, e *memberEntry, j int, g grantEntry, roles []
 	}
 	for k, a := range g.Authorities {
 		if err := ident.ValidateCreditCode(a); err != nil {
-			bad([]any{"authorities", k}, "%q is not a unified social credit code: %s", a, errMessage(err))
+			bad([]any{"authorities", k}, "%q is not a unified social credit code: %s", a, licensehub.Message(err))
 		}
 	}
 	for k, mc := range g.Matters {
@@ -448,7 +418,7 @@ func validateTypeCode(tc string) error {
 		return fmt.Errorf("%d characters, want %d", len(tc), ident.TypeCodeLen)
 	}
 	if err := ident.ValidateCreditCode(tc[:ident.CreditCodeLen]); err != nil {
-		return fmt.Errorf("its first %d characters are not a unified social credit code: %s", ident.CreditCodeLen, errMessage(err))
+		return fmt.Errorf("its first %d characters are not a unified social credit code: %s", ident.CreditCodeLen, licensehub.Message(err))
 	}
 	for _, c := range tc[ident.CreditCodeLen:] {
 		if c < '0' || c > '9' {
@@ -535,7 +505,7 @@ func (d *registryDoc) fileProblem(line int, format string, args ...any) {
 	if line > 0 {
 		where += ":" + strconv.Itoa(line)
 	}
-	d.ps = append(d.ps, problem{msg: where + ": " + fmt.Sprintf(format, args...)})
+	d.ps = append(d.ps, licensehub.Problem{Msg: where + ": " + fmt.Sprintf(format, args...)})
 }
 
 // problem records a problem of field (a path of mapping keys and list
@@ -555,7 +525,7 @@ func (d *registryDoc) problem(i int, e *memberEntry, field []any, format string,
 		who = " (" + clip(e.AppID, 64) + ")"
 	}
 	msg := fmt.Sprintf("%s:%d: %s%s: %s", d.path, d.line(i, field...), f, who, fmt.Sprintf(format, args...))
-	d.ps = append(d.ps, problem{field: f, msg: msg})
+	d.ps = append(d.ps, licensehub.Problem{Field: f, Msg: msg})
 }
 
 // line returns the line of field below members[i]: the line of the
@@ -624,7 +594,7 @@ func (d *registryDoc) yamlProblems(root *yaml.Node, err error) {
 		msg = yamlFriendly.Replace(msg)
 		m := yamlLinePrefix.FindStringSubmatch(msg)
 		if m == nil {
-			d.ps = append(d.ps, problem{msg: d.path + ": " + msg})
+			d.ps = append(d.ps, licensehub.Problem{Msg: d.path + ": " + msg})
 			continue
 		}
 		line, _ := strconv.Atoi(m[1])
@@ -636,7 +606,7 @@ func (d *registryDoc) yamlProblems(root *yaml.Node, err error) {
 		if field != "" {
 			text = field + ": " + text
 		}
-		d.ps = append(d.ps, problem{field: field, msg: fmt.Sprintf("%s:%d: %s", d.path, line, text)})
+		d.ps = append(d.ps, licensehub.Problem{Field: field, Msg: fmt.Sprintf("%s:%d: %s", d.path, line, text)})
 	}
 }
 
@@ -724,15 +694,6 @@ func roleList() string {
 		s[i] = string(r)
 	}
 	return strings.Join(s, ", ")
-}
-
-// errMessage is the message of a *licensehub.Error, or err's text.
-func errMessage(err error) string {
-	var e *licensehub.Error
-	if errors.As(err, &e) && e.Message != "" {
-		return e.Message
-	}
-	return err.Error()
 }
 
 // clip shortens s to at most n bytes for messages.

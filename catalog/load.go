@@ -118,7 +118,7 @@ func Load(dir string) (*Catalog, error) {
 	}
 	slices.Sort(paths)
 
-	var ps problems
+	var ps licensehub.Problems
 	c := &Catalog{byCode: map[string]*Type{}}
 	for _, path := range paths {
 		d := &doc{path: path, ps: &ps}
@@ -133,45 +133,17 @@ func Load(dir string) (*Catalog, error) {
 		c.byCode[t.Code] = t
 		c.sorted = append(c.sorted, t)
 	}
-	if err := ps.err(dir); err != nil {
+	if err := ps.Err("catalog " + dir); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(c.sorted, func(a, b *Type) int { return strings.Compare(a.Code, b.Code) })
 	return c, nil
 }
 
-// problem is one reason to refuse the catalog.
-type problem struct {
-	field string // YAML path, e.g. fields[3].pattern; "" for the file
-	msg   string // complete: file:line, type, field, what is wrong
-}
-
-type problems []problem
-
-func (ps problems) err(dir string) error {
-	switch len(ps) {
-	case 0:
-		return nil
-	case 1:
-		return &licensehub.Error{Code: licensehub.EINVALID, Field: ps[0].field, Message: ps[0].msg,
-			Details: map[string]any{"problems": []string{ps[0].msg}}}
-	}
-	msgs := make([]string, len(ps))
-	for i, p := range ps {
-		msgs[i] = p.msg
-	}
-	return &licensehub.Error{
-		Code:    licensehub.EINVALID,
-		Field:   ps[0].field,
-		Message: fmt.Sprintf("catalog %s has %d problems:\n  %s", dir, len(ps), strings.Join(msgs, "\n  ")),
-		Details: map[string]any{"problems": msgs},
-	}
-}
-
 // doc is one catalog file being checked.
 type doc struct {
 	path string
-	ps   *problems
+	ps   *licensehub.Problems
 	top  *yaml.Node // the top-level mapping, for line numbers
 	code string     // the type code as written, for messages
 	ft   fileType
@@ -271,7 +243,7 @@ func (d *doc) check() *Type {
 			clip(a.Code, 32), ft.Code, ident.CreditCodeLen, ft.Code[:ident.CreditCodeLen])
 	case !codeOK:
 		if err := ident.ValidateCreditCode(a.Code); err != nil {
-			d.add([]any{"defining_authority", "code"}, "%s is not a unified social credit code: %s", clip(a.Code, 32), errMessage(err))
+			d.add([]any{"defining_authority", "code"}, "%s is not a unified social credit code: %s", clip(a.Code, 32), licensehub.Message(err))
 		}
 	}
 	if a.Level != "" && !slices.Contains(Levels, Level(a.Level)) {
@@ -360,7 +332,7 @@ func (d *doc) checkCode(code string) bool {
 		return false
 	}
 	if err := ident.ValidateCreditCode(code[:ident.CreditCodeLen]); err != nil {
-		msg := errMessage(err)
+		msg := licensehub.Message(err)
 		if ident.Rule(err) == ident.RuleCheckDigit {
 			first17 := code[:ident.CreditCodeLen-1]
 			c, _ := ident.CreditCodeCheck(first17)
@@ -514,13 +486,13 @@ func (d *doc) record(path []any, field, format string, args ...any) {
 			where += " (" + clip(d.ft.Fields[i].Name, 64) + ")"
 		}
 	}
-	*d.ps = append(*d.ps, problem{field: field,
-		msg: fmt.Sprintf("%s: %s: %s", d.prefix(d.line(path...)), where, fmt.Sprintf(format, args...))})
+	*d.ps = append(*d.ps, licensehub.Problem{Field: field,
+		Msg: fmt.Sprintf("%s: %s: %s", d.prefix(d.line(path...)), where, fmt.Sprintf(format, args...))})
 }
 
 // fileProblem records a problem of the file as a whole.
 func (d *doc) fileProblem(line int, format string, args ...any) {
-	*d.ps = append(*d.ps, problem{msg: d.prefix(line) + ": " + fmt.Sprintf(format, args...)})
+	*d.ps = append(*d.ps, licensehub.Problem{Msg: d.prefix(line) + ": " + fmt.Sprintf(format, args...)})
 }
 
 // prefix is "file:line: type CODE" (without line when it is 0, without the
@@ -686,15 +658,6 @@ func joinList[S ~string](xs []S) string {
 		s[i] = string(x)
 	}
 	return strings.Join(s, ", ")
-}
-
-// errMessage is the message of a *licensehub.Error, or err's text.
-func errMessage(err error) string {
-	var e *licensehub.Error
-	if errors.As(err, &e) && e.Message != "" {
-		return e.Message
-	}
-	return err.Error()
 }
 
 // clip shortens s to at most n bytes, on a character boundary, marking the

@@ -83,7 +83,7 @@ func (v *Verifier) Verify(ctx context.Context, raw []byte) (*Verdict, error) {
 	add := func(name string, err error, passDetail string) bool {
 		c := Check{Name: name, Result: Pass, Detail: passDetail}
 		if err != nil {
-			c.Result, c.Rule, c.Detail = Fail, ruleOf(err), messageOf(err)
+			c.Result, c.Rule, c.Detail = Fail, ruleOf(err), licensehub.Message(err)
 		}
 		vd.Checks = append(vd.Checks, c)
 		return err == nil
@@ -148,7 +148,7 @@ func (v *Verifier) statusCheck(ctx context.Context, identifier string, vd *Verdi
 	st, err := v.Status.Status(ctx, identifier)
 	switch {
 	case err != nil:
-		c.Detail = "the license library could not be asked: " + messageOf(err)
+		c.Detail = "the license library could not be asked: " + licensehub.Message(err)
 	case st == StatusUnknown:
 		c.Detail = "the license is not in this hub's library"
 	case st == StatusValid:
@@ -182,12 +182,4 @@ func ruleOf(err error) string {
 		return e.Code
 	}
 	return licensehub.EINTERNAL
-}
-
-func messageOf(err error) string {
-	var e *licensehub.Error
-	if errors.As(err, &e) && e.Message != "" {
-		return e.Message
-	}
-	return err.Error()
 }

@@ -98,7 +98,7 @@ func ParseBundle(raw []byte) (*Bundle, error) {
 			}
 		}
 		if ps := checkKeyFields(k.KeyID, k.Authority, k.NotBefore, k.NotAfter, k.State, k.RetiredAt, k.CompromisedAt); len(ps) > 0 {
-			return nil, bad(ps[0].field, "%s", ps[0].msg)
+			return nil, bad(ps[0].Field, "%s", ps[0].Msg)
 		}
 		if k.Algorithm != Algorithm {
 			return nil, bad("alg", "%q is not %s", k.Algorithm, Algorithm)
@@ -112,7 +112,7 @@ func ParseBundle(raw []byte) (*Bundle, error) {
 			return nil, bad("public_key_pem", "%v", err)
 		}
 		if err := checkKeyID(k.KeyID, pub); err != nil {
-			return nil, bad("kid", "%s", errMessage(err))
+			return nil, bad("kid", "%s", licensehub.Message(err))
 		}
 		k.PublicKey = pub
 		if k.CertificatePEM != "" {

@@ -169,20 +169,14 @@ func (k KeyInfo) clone() KeyInfo {
 // fmtTime formats times in messages and details.
 func fmtTime(t time.Time) string { return t.Format(time.RFC3339Nano) }
 
-// keyProblem is one thing wrong with a key description: the field (as
-// named in keyring.yaml and in the bundle's JSON) and what is wrong.
-type keyProblem struct {
-	field string
-	msg   string
-}
-
 // checkKeyFields checks the parts of a key description that need no key
 // material: kid syntax, authority code, the validity interval and that
-// state and its times agree. The keyring and ParseBundle share it.
-func checkKeyFields(kid, authority string, notBefore, notAfter time.Time, state KeyState, retiredAt, compromisedAt *time.Time) []keyProblem {
-	var ps []keyProblem
+// state and its times agree. The keyring and ParseBundle share it. Fields
+// are named as in keyring.yaml and the bundle's JSON.
+func checkKeyFields(kid, authority string, notBefore, notAfter time.Time, state KeyState, retiredAt, compromisedAt *time.Time) []licensehub.Problem {
+	var ps []licensehub.Problem
 	add := func(field, format string, args ...any) {
-		ps = append(ps, keyProblem{field, fmt.Sprintf(format, args...)})
+		ps = append(ps, licensehub.Problem{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if err := checkKIDSyntax(kid); err != nil {
 		add("kid", "%v", err)
@@ -190,7 +184,7 @@ func checkKeyFields(kid, authority string, notBefore, notAfter time.Time, state 
 	if authority == "" {
 		add("authority", "missing: the issuing authority's unified social credit code")
 	} else if err := ident.ValidateCreditCode(authority); err != nil {
-		add("authority", "%q is not a valid unified social credit code: %s", authority, errMessage(err))
+		add("authority", "%q is not a valid unified social credit code: %s", authority, licensehub.Message(err))
 	}
 	switch {
 	case notBefore.IsZero():
@@ -259,16 +253,6 @@ func errRule(err error) string {
 	}
 	r, _ := e.Details["rule"].(string)
 	return r
-}
-
-// errMessage is the human part of err: the Message of a *licensehub.Error
-// (without the code prefix), else err.Error().
-func errMessage(err error) string {
-	var e *licensehub.Error
-	if errors.As(err, &e) && e.Message != "" {
-		return e.Message
-	}
-	return err.Error()
 }
 
 // encodePublicKeyPEM writes pub as a PEM "PUBLIC KEY" block

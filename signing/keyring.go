@@ -212,7 +212,7 @@ func OpenKeyring(dir string, opts ...Option) (*Keyring, error) {
 			k.keys = append(k.keys, rk)
 		}
 	}
-	if err := ps.err(doc.path); err != nil {
+	if err := ps.Err("keyring " + doc.path); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(k.keys, func(a, b *ringKey) int { return compareKeys(a.info, b.info) })
@@ -279,7 +279,7 @@ func (k *Keyring) SignerFor(authority string, at time.Time) (Signer, error) {
 		}
 		if rk.signer != nil {
 			if err := rk.info.CanSignAt(at); err != nil {
-				e := notFound("authority %s has no key that can sign at %s: %s", authority, fmtTime(at), errMessage(err))
+				e := notFound("authority %s has no key that can sign at %s: %s", authority, fmtTime(at), licensehub.Message(err))
 				e.Details["kid"], e.Details["rule"] = rk.info.KeyID, errRule(err)
 				return nil, e
 			}
@@ -289,7 +289,7 @@ func (k *Keyring) SignerFor(authority string, at time.Time) (Signer, error) {
 	}
 	if newest == nil {
 		if err := ident.ValidateCreditCode(authority); err != nil {
-			return nil, notFound("no signing key for %q: not a valid unified social credit code (%s)", authority, errMessage(err))
+			return nil, notFound("no signing key for %q: not a valid unified social credit code (%s)", authority, licensehub.Message(err))
 		}
 		return nil, notFound("keyring %s has no key for authority %s; create one with `hubctl keys gen`", k.dir, authority)
 	}
@@ -445,37 +445,9 @@ func (e *ringEntry) info() KeyInfo {
 	}
 }
 
-// ringProblem is one reason to refuse a keyring.
-type ringProblem struct {
-	field string // e.g. keys[1].authority; "" for the whole file
-	msg   string // complete: names the file, line, entry and field
-}
-
-type ringProblems []ringProblem
-
-// err turns the ringProblems into one *licensehub.Error: a single problem as
-// it is, several as one message listing them all.
-func (ps ringProblems) err(path string) error {
-	switch len(ps) {
-	case 0:
-		return nil
-	case 1:
-		return &licensehub.Error{Code: licensehub.EINVALID, Field: ps[0].field, Message: ps[0].msg}
-	}
-	msgs := make([]string, len(ps))
-	for i, p := range ps {
-		msgs[i] = p.msg
-	}
-	return &licensehub.Error{
-		Code:    licensehub.EINVALID,
-		Message: fmt.Sprintf("keyring %s has %d problems:\n  %s", path, len(ps), strings.Join(msgs, "\n  ")),
-		Details: map[string]any{"problems": msgs},
-	}
-}
-
 // problem builds a problem about field of entry e (field "" for the whole
 // entry), located by line.
-func (d *keyringDoc) problem(e *ringEntry, field, format string, args ...any) ringProblem {
+func (d *keyringDoc) problem(e *ringEntry, field, format string, args ...any) licensehub.Problem {
 	line := e.node.Line
 	if field != "" {
 		if kn := mappingKey(e.node, field); kn != nil {
@@ -492,7 +464,7 @@ func (d *keyringDoc) problem(e *ringEntry, field, format string, args ...any) ri
 		f += "." + field
 		msg = field + ": " + msg
 	}
-	return ringProblem{field: f, msg: where + ": " + msg}
+	return licensehub.Problem{Field: f, Msg: where + ": " + msg}
 }
 
 // keysNode is the sequence node of keys:, or nil when there is none.
@@ -505,12 +477,12 @@ func (d *keyringDoc) keysNode() *yaml.Node {
 }
 
 // entries parses and structurally checks every entry: everything that
-// needs no file. Entries are returned even when they have ringProblems, so
+// needs no file. Entries are returned even when they have licensehub.Problems, so
 // that their files are checked too.
-func (d *keyringDoc) entries() ([]*ringEntry, ringProblems) {
-	var ps ringProblems
+func (d *keyringDoc) entries() ([]*ringEntry, licensehub.Problems) {
+	var ps licensehub.Problems
 	fileProblem := func(format string, args ...any) {
-		ps = append(ps, ringProblem{msg: d.path + ": " + fmt.Sprintf(format, args...)})
+		ps = append(ps, licensehub.Problem{Msg: d.path + ": " + fmt.Sprintf(format, args...)})
 	}
 	switch v := d.file.Version; {
 	case v == 0:
@@ -548,7 +520,7 @@ func (d *keyringDoc) entries() ([]*ringEntry, ringProblems) {
 			nb, na = time.Unix(0, 0), time.Unix(1, 0)
 		}
 		for _, p := range checkKeyFields(raw.KID, raw.Authority, nb, na, e.state, e.retiredAt, e.compromisedAt) {
-			ps = append(ps, d.problem(e, p.field, "%s", p.msg))
+			ps = append(ps, d.problem(e, p.Field, "%s", p.Msg))
 		}
 		if raw.File == "" {
 			ps = append(ps, d.problem(e, "file", "missing: the private key file, relative to %s", d.dir))
@@ -578,7 +550,7 @@ func (d *keyringDoc) entries() ([]*ringEntry, ringProblems) {
 // parseTime parses an RFC 3339 time of field and returns it in UTC; a
 // problem is added when it does not parse. An empty s gives the zero time
 // (checkKeyFields reports it when the field is required).
-func (d *keyringDoc) parseTime(e *ringEntry, field, s string, ps *ringProblems) time.Time {
+func (d *keyringDoc) parseTime(e *ringEntry, field, s string, ps *licensehub.Problems) time.Time {
 	if s == "" {
 		return time.Time{}
 	}
@@ -592,8 +564,8 @@ func (d *keyringDoc) parseTime(e *ringEntry, field, s string, ps *ringProblems) 
 
 // loadEntry reads an entry's files and checks them against it and each
 // other. It returns the key (nil when anything is wrong) and the problems.
-func (d *keyringDoc) loadEntry(e *ringEntry, o *keyringOptions) (*ringKey, ringProblems) {
-	var ps ringProblems
+func (d *keyringDoc) loadEntry(e *ringEntry, o *keyringOptions) (*ringKey, licensehub.Problems) {
+	var ps licensehub.Problems
 	add := func(field, format string, args ...any) { ps = append(ps, d.problem(e, field, format, args...)) }
 	if e.raw.File == "" || !filepath.IsLocal(e.raw.File) {
 		return nil, nil // reported by entries
@@ -611,7 +583,7 @@ func (d *keyringDoc) loadEntry(e *ringEntry, o *keyringOptions) (*ringKey, ringP
 	pub := copyPublicKey(&priv.PublicKey)
 	if e.raw.KID != "" {
 		if err := checkKeyID(e.raw.KID, pub); err != nil {
-			add("kid", "%s (key file %s)", errMessage(err), keyPath)
+			add("kid", "%s (key file %s)", licensehub.Message(err), keyPath)
 		}
 	}
 	if e.raw.PublicKey != "" {
@@ -770,7 +742,7 @@ func checkCertificateFile(path string, pub *ecdsa.PublicKey, notBefore, notAfter
 //
 // It refuses (ECONFLICT) when the authority already has an active key:
 // replace that one with Rotate. It also refuses to edit a keyring.yaml
-// that has ringProblems (see OpenKeyring; key files are not read).
+// that has licensehub.Problems (see OpenKeyring; key files are not read).
 func Generate(dir, authority string, notBefore, notAfter time.Time, password []byte) (KeyInfo, error) {
 	notBefore, notAfter = normTime(notBefore), normTime(notAfter)
 	if err := checkNewKey(authority, notBefore, notAfter); err != nil {
@@ -898,7 +870,7 @@ func checkNewKey(authority string, notBefore, notAfter time.Time) error {
 		return &licensehub.Error{
 			Code:    licensehub.EINVALID,
 			Field:   "authority",
-			Message: fmt.Sprintf("%q is not a valid unified social credit code: %s", authority, errMessage(err)),
+			Message: fmt.Sprintf("%q is not a valid unified social credit code: %s", authority, licensehub.Message(err)),
 			Err:     err,
 		}
 	}
@@ -929,7 +901,7 @@ func activeEntry(entries []*ringEntry, authority string) *ringEntry {
 // editKeyring is the read-modify-write of keyring.yaml under the lock
 // file. edit changes d.root (and may write new key files, returning how
 // to remove them if the edit is abandoned); the result is checked again
-// and written atomically. The keyring must be free of ringProblems before.
+// and written atomically. The keyring must be free of licensehub.Problems before.
 func editKeyring(dir string, create bool, edit func(d *keyringDoc, entries []*ringEntry) (undo func(), err error)) error {
 	if !create {
 		if _, err := os.Stat(filepath.Join(dir, KeyringFile)); errors.Is(err, fs.ErrNotExist) {
@@ -950,10 +922,10 @@ func editKeyring(dir string, create bool, edit func(d *keyringDoc, entries []*ri
 		return err
 	}
 	entries, ps := d.entries()
-	if err := ps.err(d.path); err != nil {
+	if err := ps.Err("keyring " + d.path); err != nil {
 		return &licensehub.Error{
 			Code:    licensehub.EINVALID,
-			Message: fmt.Sprintf("refusing to change keys until %s is fixed: %s", d.path, errMessage(err)),
+			Message: fmt.Sprintf("refusing to change keys until %s is fixed: %s", d.path, licensehub.Message(err)),
 		}
 	}
 	undo, err := edit(d, entries)
@@ -1091,10 +1063,10 @@ func (d *keyringDoc) write() error {
 	}
 	check := &keyringDoc{dir: d.dir, path: d.path}
 	if err := check.parse(buf.Bytes()); err != nil {
-		return licensehub.Errorf(licensehub.EINTERNAL, "the edited %s does not read back: %s", d.path, errMessage(err))
+		return licensehub.Errorf(licensehub.EINTERNAL, "the edited %s does not read back: %s", d.path, licensehub.Message(err))
 	}
 	if _, ps := check.entries(); len(ps) > 0 {
-		return licensehub.Errorf(licensehub.EINTERNAL, "the edited %s is invalid; not written: %s", d.path, errMessage(ps.err(d.path)))
+		return licensehub.Errorf(licensehub.EINTERNAL, "the edited %s is invalid; not written: %s", d.path, licensehub.Message(ps.Err("keyring "+d.path)))
 	}
 	mode := d.mode
 	if mode == 0 {
