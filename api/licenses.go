@@ -108,13 +108,7 @@ func (s *Server) pushLicense(c *fiber.Ctx) error {
 	if err := s.record(c, rec, req.Holder.Code, err); err != nil {
 		return err
 	}
-	status := fiber.StatusOK
-	if out.Created {
-		status = fiber.StatusCreated
-	}
-	c.Location("/v1/licenses/" + out.Identifier)
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Status(status).Send(out.Document)
+	return sendDocument(c, out)
 }
 
 // licenseResource reads the type and issuer a grant is checked against from
@@ -229,6 +223,12 @@ func (s *Server) newVersion(c *fiber.Ctx) error {
 	if err := s.record(c, rec, req.Holder.Code, err); err != nil {
 		return err
 	}
+	return sendDocument(c, out)
+}
+
+// sendDocument answers a push or a new version: the stored signed document,
+// 201 when this request made it, 200 when it was an identical retry.
+func sendDocument(c *fiber.Ctx, out *license.PushResult) error {
 	status := fiber.StatusOK
 	if out.Created {
 		status = fiber.StatusCreated
