@@ -21,6 +21,7 @@ const (
 	EUNAVAILABLE     = "BACKEND_UNAVAILABLE"      // MinIO, Redis or the filesystem failed
 	EOBJECTSTORE     = "OBJECT_STORE_UNAVAILABLE" // the system of record cannot be read or written: nothing was changed
 	EUPSTREAM        = "UPSTREAM_UNAVAILABLE"     // a public-security/social/tax system failed
+	EUPSTREAMBAD     = "UPSTREAM_BAD_RESPONSE"    // an upstream answered outside its contract
 	ETIMEOUT         = "TIMEOUT"                  // a deadline expired
 	EINTERNAL        = "INTERNAL"                 // a bug; details are logged, not returned
 	ELICNOTFOUND     = "LICENSE_NOT_FOUND"

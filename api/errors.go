@@ -38,6 +38,7 @@ var statusOf = map[string]int{
 	licensehub.EUNAVAILABLE:        http.StatusServiceUnavailable,
 	licensehub.EOBJECTSTORE:        http.StatusServiceUnavailable,
 	licensehub.EUPSTREAM:           http.StatusServiceUnavailable,
+	licensehub.EUPSTREAMBAD:        http.StatusBadGateway,
 	licensehub.ETIMEOUT:            http.StatusGatewayTimeout,
 }
 
