@@ -28,15 +28,46 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// DataDir holds the embedded filesystem object store when no MinIO is
 	// configured.
-	DataDir string  `yaml:"data_dir"`
-	MinIO   MinIO   `yaml:"minio"`
-	Redis   Redis   `yaml:"redis"`
-	Signing Signing `yaml:"signing"`
-	Auth    Auth    `yaml:"auth"`
-	Audit   Audit   `yaml:"audit"`
-	Catalog Catalog `yaml:"catalog"`
-	Library Library `yaml:"library"`
-	Demo    Demo    `yaml:"demo"`
+	DataDir  string   `yaml:"data_dir"`
+	MinIO    MinIO    `yaml:"minio"`
+	Redis    Redis    `yaml:"redis"`
+	Signing  Signing  `yaml:"signing"`
+	Auth     Auth     `yaml:"auth"`
+	Audit    Audit    `yaml:"audit"`
+	Catalog  Catalog  `yaml:"catalog"`
+	Library  Library  `yaml:"library"`
+	Adapters Adapters `yaml:"adapters"`
+	Demo     Demo     `yaml:"demo"`
+}
+
+// Adapters configures the public-security, social-security and tax
+// upstreams and the certificates derived from their answers.
+type Adapters struct {
+	// CertificateValidity is how long a derived certificate is valid.
+	CertificateValidity Duration `yaml:"certificate_validity"`
+	PublicSecurity      Upstream `yaml:"publicsecurity"`
+	SocialSecurity      Upstream `yaml:"socialsecurity"`
+	Tax                 Upstream `yaml:"tax"`
+}
+
+// Upstream is one upstream system, reached in the national gateway's style
+// (app key + HMAC over request ID, time and service ID).
+type Upstream struct {
+	// BaseURL is empty when the upstream is not connected (in demo mode the
+	// hub then starts its simulator).
+	BaseURL       string   `yaml:"base_url"`
+	AppKey        string   `yaml:"app_key"`
+	Secret        Secret   `yaml:"secret"`
+	Algorithm     string   `yaml:"algorithm"`
+	Timeout       Duration `yaml:"timeout"`
+	MaxAttempts   int      `yaml:"max_attempts"`
+	MaxRetryAfter Duration `yaml:"max_retry_after"`
+	Concurrency   int      `yaml:"concurrency"`
+	BreakerFails  int      `yaml:"breaker_failures"`
+	BreakerOpen   Duration `yaml:"breaker_open_for"`
+	// Mapping overrides the default field mapping per kind of certificate:
+	// kind -> certificate field -> dotted path in the upstream's answer.
+	Mapping map[string]map[string]string `yaml:"mapping"`
 }
 
 // Catalog locates the license catalog (one YAML file per license type).
@@ -145,8 +176,16 @@ func Default() Config {
 		Audit:   Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
 		Catalog: Catalog{Dir: "configs/catalog"},
 		Library: Library{SweepInterval: Duration(time.Hour)},
-		Demo:    Demo{Enabled: true},
+		Adapters: Adapters{CertificateValidity: Duration(72 * time.Hour),
+			PublicSecurity: defaultUpstream(), SocialSecurity: defaultUpstream(), Tax: defaultUpstream()},
+		Demo: Demo{Enabled: true},
 	}
+}
+
+func defaultUpstream() Upstream {
+	return Upstream{Algorithm: "sm3", Timeout: Duration(3 * time.Second), MaxAttempts: 3,
+		MaxRetryAfter: Duration(5 * time.Second), Concurrency: 16, BreakerFails: 5, BreakerOpen: Duration(30 * time.Second),
+		Mapping: map[string]map[string]string{}}
 }
 
 // Embedded reports whether the hub runs on its embedded backends.
@@ -394,6 +433,13 @@ func (c *Config) Validate() []Problem {
 	if c.Audit.SegmentRecords < 1 || c.Audit.SegmentRecords > 1_000_000 {
 		bad("audit.segment_records", "must be between 1 and 1000000, got %d", c.Audit.SegmentRecords)
 	}
+	if d := c.Adapters.CertificateValidity; d < Duration(time.Hour) || d > Duration(90*24*time.Hour) {
+		bad("adapters.certificate_validity", "must be between 1h and 90 days, got %s", d)
+	}
+	for name, u := range map[string]Upstream{"publicsecurity": c.Adapters.PublicSecurity,
+		"socialsecurity": c.Adapters.SocialSecurity, "tax": c.Adapters.Tax} {
+		u.validate("adapters."+name, bad)
+	}
 	if strings.TrimSpace(c.Catalog.Dir) == "" {
 		bad("catalog.dir", "is required: the license catalog lives there")
 	}
@@ -526,4 +572,34 @@ func (c *Config) Dump() string {
 	enc.SetIndent(2)
 	_ = enc.Encode(c)
 	return buf.String()
+}
+
+func (u Upstream) validate(key string, bad func(key, format string, args ...any)) {
+	if u.Algorithm != "sm3" && u.Algorithm != "sha256" {
+		bad(key+".algorithm", "must be sm3 or sha256, got %q", u.Algorithm)
+	}
+	if u.Timeout <= 0 || u.MaxRetryAfter <= 0 || u.BreakerOpen <= 0 {
+		bad(key, "timeout, max_retry_after and breaker_open_for must be positive durations")
+	}
+	if u.MaxAttempts < 1 || u.MaxAttempts > 10 {
+		bad(key+".max_attempts", "must be 1..10, got %d", u.MaxAttempts)
+	}
+	if u.Concurrency < 1 || u.Concurrency > 1024 {
+		bad(key+".concurrency", "must be 1..1024, got %d", u.Concurrency)
+	}
+	if u.BreakerFails < 1 {
+		bad(key+".breaker_failures", "must be at least 1, got %d", u.BreakerFails)
+	}
+	if u.BaseURL == "" {
+		return
+	}
+	if err := checkURL(u.BaseURL, "http", "https"); err != nil {
+		bad(key+".base_url", "%v", err)
+	}
+	if u.AppKey == "" {
+		bad(key+".app_key", "is required with a base_url")
+	}
+	if len(u.Secret) < 16 {
+		bad(key+".secret", "is required with a base_url (at least 16 characters)")
+	}
 }
