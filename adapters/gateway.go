@@ -55,15 +55,16 @@ type Subject struct {
 	CodeType string `json:"code_type"`
 }
 
-// Querier is what the gateway needs of an upstream client.
-type Querier interface {
-	Query(ctx context.Context, q upstream.Query) (json.RawMessage, error)
+// Connected is an upstream client the gateway asks and reports on;
+// *upstream.Client is one.
+type Connected interface {
+	Querier
 	Status() upstream.Status
 }
 
 // GatewayConfig configures a Gateway.
 type GatewayConfig struct {
-	Upstreams map[string]Querier // by upstream name; a missing one is "not connected"
+	Upstreams map[string]Connected // by upstream name; a missing one is "not connected"
 	Kinds     []Kind
 	Signers   signing.SignerSource
 	Authority Party         // the hub's own authority, whose key signs certificates
@@ -145,11 +146,6 @@ func (g *Gateway) Certify(ctx context.Context, kind string, params map[string]st
 		}
 		q.Set(name, v)
 	}
-	for _, name := range k.Params {
-		if strings.TrimSpace(params[name]) == "" {
-			return nil, licensehub.FieldError(licensehub.EINVALID, "params."+name, "%s needs %s", kind, name)
-		}
-	}
 	subject, err := subjectOf(params)
 	if err != nil {
 		return nil, err
@@ -159,11 +155,7 @@ func (g *Gateway) Certify(ctx context.Context, kind string, params map[string]st
 		return nil, &licensehub.Error{Code: licensehub.EUPSTREAM, Message: k.Upstream + " is not connected to this hub",
 			Details: map[string]any{"upstream": k.Upstream}}
 	}
-	data, err := up.Query(ctx, upstream.Query{ServiceID: k.ServiceID, Path: k.Path, Params: q, CacheTTL: k.CacheTTL})
-	if err != nil {
-		return nil, err
-	}
-	fields, err := k.Mapping.Apply(data)
+	fields, err := Fetch(ctx, up, k, q)
 	if err != nil {
 		return nil, err
 	}

@@ -60,6 +60,8 @@ type Options struct {
 	// the license routes (push, read, status, versions) behind Auth.
 	Catalog Catalog
 	Library LicenseLibrary
+	// Gateway, when set, serves derived certificates and adapter status.
+	Gateway CertificateGateway
 }
 
 // Server is the hub's HTTP server.
@@ -74,6 +76,7 @@ type Server struct {
 	limiter  *auth.Limiter
 	audit    AuditTrail
 	library  LicenseLibrary
+	gateway  CertificateGateway
 }
 
 const headerRequestID = "X-Request-Id"
@@ -92,7 +95,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{log: o.Logger, cfg: o.Config, backends: o.Backends, version: o.Version,
 		metrics: newHTTPMetrics(o.Registry), auth: o.Auth, limiter: o.Limiter, audit: o.Audit,
-		library: o.Library}
+		library: o.Library, gateway: o.Gateway}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "licensehub",
 		BodyLimit:             int(o.Config.BodyLimit),
@@ -146,6 +149,9 @@ func New(o Options) *Server {
 	}
 	if o.Library != nil {
 		s.mountLicenses()
+	}
+	if o.Gateway != nil {
+		s.mountAdapters()
 	}
 	return s
 }

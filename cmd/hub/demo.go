@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/licensehub/licensehub/adapters/sim"
 	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/license"
@@ -134,8 +135,9 @@ func creditCode(first17 string) string {
 	return first17 + string(c)
 }
 
-func printDemoSteps(w io.Writer, base, keysDir string, f *demoFiles) {
+func printDemoSteps(w io.Writer, base, keysDir, simURL string, f *demoFiles) {
 	issuer, supervisor, citizen := auth.DemoSecret(demoIssuerApp), auth.DemoSecret("city-supervisor"), auth.DemoSecret("citizen-app")
+	approval, admin := auth.DemoSecret("scjg-approval"), auth.DemoSecret("hub-admin")
 	fmt.Fprintf(w, `
 Demo: the library holds a business license signed with SM2 for %[2]s
   %[9]s   (document: %[3]s)
@@ -155,6 +157,12 @@ Member systems sign their calls with HMAC-SM3 (configs/members.yaml, demo secret
   HUBCTL_APP_ID=citizen-app HUBCTL_SECRET=%[8]s go run ./cmd/hubctl usage 91350100M000100Y43
   go run ./cmd/hubctl keys list --dir %[12]s
   go run ./cmd/hubctl audit verify    # re-reads the sealed audit segments (sealed every audit.seal_interval and at shutdown)
+
+Certificates from the public-security, social-security and tax systems (simulated at %[13]s), signed by the hub:
+  export HUBCTL_APP_ID=scjg-approval HUBCTL_SECRET=%[14]s   # an approval system, for matter 330100-000-XK-00123
+  go run ./cmd/hubctl certify identity id_number=%[15]s name=any --matter 330100-000-XK-00123
+  go run ./cmd/hubctl certify tax_payments credit_code=%[16]s from=2026-01 to=2026-06 --matter 330100-000-XK-00123
+  HUBCTL_APP_ID=hub-admin HUBCTL_SECRET=%[17]s go run ./cmd/hubctl adapters   # breaker state, error rate, latency
 `, base, demoAuthorityName, f.License, f.Bundle, f.PushRequest, f.PubKey, supervisor, citizen, f.Identifier,
-		demoIssuerApp, issuer, keysDir)
+		demoIssuerApp, issuer, keysDir, simURL, approval, sim.SamplePeople(1)[0], sim.SampleCompanies(1)[0], admin)
 }

@@ -137,6 +137,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	if err != nil {
 		return err
 	}
+	gateway, simURL, stopAdapters, err := openAdapters(cfg, b, ring, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdapters()
+
 	var demo *demoFiles
 	if cfg.Demo.Enabled {
 		if demo, err = seedDemo(ctx, lib, ring, cfg.DataDir); err != nil {
@@ -164,7 +170,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
 		Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Auth: authn, Limiter: limiter, Audit: trail,
-		Catalog: cat, Library: lib})
+		Catalog: cat, Library: lib, Gateway: gateway})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
@@ -177,7 +183,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		"object_store", b.objectsKind, "kv", b.kvKind, "embedded", b.embedded())
 	if cfg.Demo.Enabled {
 		printNextSteps(os.Stderr, addr, b)
-		printDemoSteps(os.Stderr, "http://"+addr, keyCfg.dir, demo)
+		printDemoSteps(os.Stderr, "http://"+addr, keyCfg.dir, simURL, demo)
 	}
 	if ready != nil {
 		ready <- addr

@@ -11,6 +11,8 @@
 //	hubctl usage HOLDER_CODE                  who used a holder's licenses (as a citizen-facing app)
 //	hubctl push FILE [--idempotency-key K]    push a license (as an issuing department)
 //	hubctl reindex [--config FILE]            rebuild the Redis indexes from the object store
+//	hubctl certify KIND k=v... [--matter M]   a certificate derived from an upstream system
+//	hubctl adapters                           upstream breaker state, error rate and latency
 //	hubctl version
 //
 // --hub defaults to $HUBCTL_HUB, else http://127.0.0.1:8080.
@@ -47,13 +49,15 @@ type globals struct {
 }
 
 var commands = map[string]command{
-	"status":  {"show whether the hub and each of its backends are ready", cmdStatus},
-	"keys":    {"manage authority keys: gen, rotate, list, export, compromise", cmdKeys},
-	"verify":  {"verify a signed license: offline with --keys BUNDLE, else on the hub", cmdVerify},
-	"audit":   {"verify the sealed audit trail (offline) or list records (as a supervisor)", cmdAudit},
-	"push":    {"push a license as an issuing department (HUBCTL_APP_ID/HUBCTL_SECRET)", cmdPush},
-	"reindex": {"rebuild the Redis indexes of the license library from the object store", cmdReindex},
-	"usage":   {"who used a holder's licenses (as a citizen-facing app)", cmdUsage},
+	"status":   {"show whether the hub and each of its backends are ready", cmdStatus},
+	"keys":     {"manage authority keys: gen, rotate, list, export, compromise", cmdKeys},
+	"verify":   {"verify a signed license: offline with --keys BUNDLE, else on the hub", cmdVerify},
+	"audit":    {"verify the sealed audit trail (offline) or list records (as a supervisor)", cmdAudit},
+	"certify":  {"a certificate from the public-security, social-security or tax system, signed by the hub", cmdCertify},
+	"adapters": {"upstream systems: breaker state, error rate, latency (administrators)", cmdAdapters},
+	"push":     {"push a license as an issuing department (HUBCTL_APP_ID/HUBCTL_SECRET)", cmdPush},
+	"reindex":  {"rebuild the Redis indexes of the license library from the object store", cmdReindex},
+	"usage":    {"who used a holder's licenses (as a citizen-facing app)", cmdUsage},
 	"version": {"print hubctl's version", func(_ context.Context, g *globals, _ []string) error {
 		fmt.Fprintln(g.stdout, "licensehub hubctl", version)
 		return nil
