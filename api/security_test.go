@@ -29,6 +29,7 @@ const hubAuthority = "11330100MB1234567E"
 var testMembers = map[string]string{
 	"supervisor": "supervisor", "citizen": "citizen_app", "limited": "supervisor", "narrow": "supervisor",
 	"bench": "supervisor", "issuer": "issuing_department", "other-issuer": "issuing_department",
+	"approval": "approval_system",
 }
 
 func secretOf(app string) []byte { return []byte(strings.Repeat(app+"-secret-", 4)) }
@@ -39,7 +40,8 @@ func writeRegistry(t testing.TB) *auth.Registry {
 	b.WriteString("members:\n")
 	for app, role := range testMembers {
 		ops := map[string]string{"supervisor": "[audit.read, usage.read]", "citizen_app": "[usage.read]",
-			"issuing_department": "[license.create, license.change, license.read]"}[role]
+			"issuing_department": "[license.create, license.change, license.read]",
+			"approval_system":    "[license.read, license.lookup]\n        matters: [\"330100-000-XK-00123\"]"}[role]
 		switch app {
 		case "narrow":
 			ops = "[usage.read]" // a supervisor whose grants leave audit.read out
