@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/adapters/publicsecurity"
 	"github.com/licensehub/licensehub/adapters/sim"
+	"github.com/licensehub/licensehub/adapters/sim/simtest"
 	"github.com/licensehub/licensehub/adapters/tax"
 	"github.com/licensehub/licensehub/adapters/upstream"
 	"github.com/licensehub/licensehub/signing"
@@ -37,8 +37,9 @@ type fixture struct {
 // unconnected.
 func newFixture(t testing.TB, tune func(*upstream.Config)) *fixture {
 	t.Helper()
-	s := sim.New(sim.Config{Seed: 42})
-	ts := httptest.NewServer(s)
+	s, ps := simtest.Start(t, sim.Config{Seed: 42}, publicsecurity.Upstream, tune)
+	taxClient := simtest.Client(t, s, ps.Status().BaseURL, tax.Upstream, tune)
+	clients := map[string]adapters.Connected{publicsecurity.Upstream: ps, tax.Upstream: taxClient}
 	keysDir := t.TempDir()
 	now := time.Now().UTC()
 	if _, err := signing.Generate(keysDir, hubAuthority, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
@@ -48,30 +49,6 @@ func newFixture(t testing.TB, tune func(*upstream.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients := map[string]adapters.Connected{}
-	var ps *upstream.Client
-	for _, name := range []string{publicsecurity.Upstream, tax.Upstream} {
-		cfg := s.UpstreamConfig(name, ts.URL)
-		cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
-		if tune != nil {
-			tune(&cfg)
-		}
-		c, err := upstream.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients[name] = c
-		if name == publicsecurity.Upstream {
-			ps = c
-		}
-	}
-	t.Cleanup(func() {
-		for _, c := range clients {
-			c.(*upstream.Client).Close()
-		}
-		s.Close()
-		ts.Close()
-	})
 	gw, err := adapters.NewGateway(adapters.GatewayConfig{Upstreams: clients,
 		Kinds:   append(publicsecurity.Kinds(), tax.Kinds()...),
 		Signers: ring, Authority: adapters.Party{Name: "证照通", Code: hubAuthority}, Validity: 72 * time.Hour})

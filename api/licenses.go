@@ -111,14 +111,17 @@ func (s *Server) pushLicense(c *fiber.Ctx) error {
 	return sendDocument(c, out)
 }
 
-// licenseResource reads the type and issuer a grant is checked against from
-// the identifier itself, so a caller without the grant learns nothing.
-func licenseResource(id string) (auth.Resource, error) {
+// authorizeLicense checks op on the license named in the path. The type and
+// issuer a grant is checked against come from the identifier itself, so a
+// caller without the grant learns nothing about the license.
+func authorizeLicense(c *fiber.Ctx, op string) (string, *auth.Member, error) {
+	id := c.Params("id")
 	parsed, err := ident.Parse(id)
 	if err != nil {
-		return auth.Resource{}, ident.WithField(err, "id")
+		return "", nil, ident.WithField(err, "id")
 	}
-	return auth.Resource{LicenseType: parsed.TypeCode, Authority: parsed.IssuerCode}, nil
+	m, err := authorize(c, op, auth.Resource{LicenseType: parsed.TypeCode, Authority: parsed.IssuerCode})
+	return id, m, err
 }
 
 // licenseView is GET /v1/licenses/{id}.
@@ -135,12 +138,8 @@ type licenseView struct {
 }
 
 func (s *Server) getLicense(c *fiber.Ctx) error {
-	id := c.Params("id")
-	res, err := licenseResource(id)
+	id, _, err := authorizeLicense(c, auth.OpLicenseRead)
 	if err != nil {
-		return err
-	}
-	if _, err := authorize(c, auth.OpLicenseRead, res); err != nil {
 		return err
 	}
 	r, err := s.library.Get(c.UserContext(), id)
@@ -157,12 +156,8 @@ func (s *Server) getLicense(c *fiber.Ctx) error {
 }
 
 func (s *Server) licenseVersions(c *fiber.Ctx) error {
-	id := c.Params("id")
-	res, err := licenseResource(id)
+	id, _, err := authorizeLicense(c, auth.OpLicenseRead)
 	if err != nil {
-		return err
-	}
-	if _, err := authorize(c, auth.OpLicenseRead, res); err != nil {
 		return err
 	}
 	versions, err := s.library.Versions(c.UserContext(), id)
@@ -174,12 +169,7 @@ func (s *Server) licenseVersions(c *fiber.Ctx) error {
 
 // changeStatus: suspend, restore, cancel, withdraw, revoke or expire.
 func (s *Server) changeStatus(c *fiber.Ctx) error {
-	id := c.Params("id")
-	res, err := licenseResource(id)
-	if err != nil {
-		return err
-	}
-	m, err := authorize(c, auth.OpLicenseChange, res)
+	id, m, err := authorizeLicense(c, auth.OpLicenseChange)
 	if err != nil {
 		return err
 	}
@@ -200,12 +190,7 @@ func (s *Server) changeStatus(c *fiber.Ctx) error {
 // newVersion: renewal (?op=renew) or amendment (?op=change) makes the next
 // version, with its own identifier referencing this one.
 func (s *Server) newVersion(c *fiber.Ctx) error {
-	id := c.Params("id")
-	res, err := licenseResource(id)
-	if err != nil {
-		return err
-	}
-	m, err := authorize(c, auth.OpLicenseChange, res)
+	id, m, err := authorizeLicense(c, auth.OpLicenseChange)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package publicsecurity
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters/sim"
+	"github.com/licensehub/licensehub/adapters/sim/simtest"
 	"github.com/licensehub/licensehub/adapters/upstream"
 	"github.com/licensehub/licensehub/ident"
 )
@@ -20,20 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func setup(t *testing.T) (*sim.Server, *upstream.Client) {
 	t.Helper()
-	s := sim.New(sim.Config{Seed: 77})
-	ts := httptest.NewServer(s)
-	cfg := s.UpstreamConfig(Upstream, ts.URL)
-	cfg.Timeout, cfg.MaxAttempts, cfg.MinBackoff, cfg.MaxBackoff = 2*time.Second, 2, time.Millisecond, 5*time.Millisecond
-	c, err := upstream.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		s.Close()
-		ts.Close()
-	})
-	return s, c
+	return simtest.Start(t, sim.Config{Seed: 77}, Upstream, nil)
 }
 
 func TestKindsValidate(t *testing.T) {

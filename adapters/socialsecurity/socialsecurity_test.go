@@ -2,14 +2,13 @@ package socialsecurity
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters/sim"
+	"github.com/licensehub/licensehub/adapters/sim/simtest"
 	"github.com/licensehub/licensehub/adapters/upstream"
 	"github.com/licensehub/licensehub/ident"
 )
@@ -18,20 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func setup(t *testing.T) (*sim.Server, *upstream.Client) {
 	t.Helper()
-	s := sim.New(sim.Config{Seed: 78, Algorithm: "sha256"})
-	ts := httptest.NewServer(s)
-	cfg := s.UpstreamConfig(Upstream, ts.URL)
-	cfg.Timeout, cfg.MaxAttempts, cfg.MinBackoff, cfg.MaxBackoff = 2*time.Second, 2, time.Millisecond, 5*time.Millisecond
-	c, err := upstream.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		s.Close()
-		ts.Close()
-	})
-	return s, c
+	return simtest.Start(t, sim.Config{Seed: 78, Algorithm: "sha256"}, Upstream, nil)
 }
 
 func TestKindsValidate(t *testing.T) {
