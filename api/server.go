@@ -172,7 +172,11 @@ func (s *Server) observe(c *fiber.Ctx) (err error) {
 	start := time.Now()
 	id := requestID(c)
 	ctx := logging.WithRequestID(context.Background(), id)
-	c.SetUserContext(ctx)
+	// Fiber does not cancel a request whose client went away: this deadline
+	// bounds every store and upstream call a handler makes.
+	reqCtx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout.D())
+	defer cancel()
+	c.SetUserContext(reqCtx)
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
