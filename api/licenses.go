@@ -138,6 +138,9 @@ type licenseView struct {
 }
 
 func (s *Server) getLicense(c *fiber.Ctx) error {
+	if matter := c.Query("matter"); matter != "" && s.lookups != nil {
+		return s.lookupOne(c, c.Params("id"), matter)
+	}
 	id, _, err := authorizeLicense(c, auth.OpLicenseRead)
 	if err != nil {
 		return err

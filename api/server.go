@@ -62,6 +62,8 @@ type Options struct {
 	Library LicenseLibrary
 	// Gateway, when set, serves derived certificates and adapter status.
 	Gateway CertificateGateway
+	// Lookups, when set, serves consents, per-matter lookups and materials.
+	Lookups *Lookups
 }
 
 // Server is the hub's HTTP server.
@@ -77,6 +79,7 @@ type Server struct {
 	audit    AuditTrail
 	library  LicenseLibrary
 	gateway  CertificateGateway
+	lookups  *Lookups
 }
 
 const headerRequestID = "X-Request-Id"
@@ -95,7 +98,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{log: o.Logger, cfg: o.Config, backends: o.Backends, version: o.Version,
 		metrics: newHTTPMetrics(o.Registry), auth: o.Auth, limiter: o.Limiter, audit: o.Audit,
-		library: o.Library, gateway: o.Gateway}
+		library: o.Library, gateway: o.Gateway, lookups: o.Lookups}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "licensehub",
 		BodyLimit:             int(o.Config.BodyLimit),
@@ -152,6 +155,9 @@ func New(o Options) *Server {
 	}
 	if o.Gateway != nil {
 		s.mountAdapters()
+	}
+	if o.Lookups != nil {
+		s.mountLookups()
 	}
 	return s
 }

@@ -37,7 +37,18 @@ type Config struct {
 	Catalog  Catalog  `yaml:"catalog"`
 	Library  Library  `yaml:"library"`
 	Adapters Adapters `yaml:"adapters"`
+	Lookup   Lookup   `yaml:"lookup"`
 	Demo     Demo     `yaml:"demo"`
+}
+
+// Lookup configures the once-only lookups.
+type Lookup struct {
+	// MattersFile lists the service matters and the materials each needs.
+	MattersFile string `yaml:"matters_file"`
+	// AccessCodeTTL is how long an access code reads its annotated copy.
+	AccessCodeTTL Duration `yaml:"access_code_ttl"`
+	// UseTTL is how long an annotated copy (加注件) is valid for its matter.
+	UseTTL Duration `yaml:"use_ttl"`
 }
 
 // Adapters configures the public-security, social-security and tax
@@ -176,6 +187,7 @@ func Default() Config {
 		Audit:   Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
 		Catalog: Catalog{Dir: "configs/catalog"},
 		Library: Library{SweepInterval: Duration(time.Hour)},
+		Lookup:  Lookup{MattersFile: "configs/matters.yaml", AccessCodeTTL: Duration(10 * time.Minute), UseTTL: Duration(24 * time.Hour)},
 		Adapters: Adapters{CertificateValidity: Duration(72 * time.Hour),
 			PublicSecurity: defaultUpstream(), SocialSecurity: defaultUpstream(), Tax: defaultUpstream()},
 		Demo: Demo{Enabled: true},
@@ -393,6 +405,7 @@ func (c *Config) Validate() []Problem {
 		{"server.ready_timeout", c.Server.ReadyTimeout}, {"minio.timeout", c.MinIO.Timeout},
 		{"redis.timeout", c.Redis.Timeout}, {"auth.max_skew", c.Auth.MaxSkew},
 		{"audit.seal_interval", c.Audit.SealInterval}, {"library.sweep_interval", c.Library.SweepInterval},
+		{"lookup.access_code_ttl", c.Lookup.AccessCodeTTL}, {"lookup.use_ttl", c.Lookup.UseTTL},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -439,6 +452,9 @@ func (c *Config) Validate() []Problem {
 	for name, u := range map[string]Upstream{"publicsecurity": c.Adapters.PublicSecurity,
 		"socialsecurity": c.Adapters.SocialSecurity, "tax": c.Adapters.Tax} {
 		u.validate("adapters."+name, bad)
+	}
+	if strings.TrimSpace(c.Lookup.MattersFile) == "" {
+		bad("lookup.matters_file", "is required: the service matters and their materials")
 	}
 	if strings.TrimSpace(c.Catalog.Dir) == "" {
 		bad("catalog.dir", "is required: the license catalog lives there")

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/licensehub/licensehub/adapters"
+	"github.com/licensehub/licensehub/api"
+	"github.com/licensehub/licensehub/lookup"
+
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/license"
@@ -25,4 +29,23 @@ func openLibrary(cfg *config.Config, b *backends, ring *signing.Keyring, log *sl
 		return nil, nil, err
 	}
 	return cat, lib, nil
+}
+
+// openLookups builds the once-only lookups: matters, consents and the
+// lookup service over the library and the certificate gateway.
+func openLookups(cfg *config.Config, b *backends, lib *license.Library, gw *adapters.Gateway) (*api.Lookups, error) {
+	matters, err := lookup.LoadMatters(cfg.Lookup.MattersFile)
+	if err != nil {
+		return nil, fmt.Errorf("lookup.matters_file: %w", err)
+	}
+	consents, err := lookup.NewConsents(lookup.ConsentsConfig{Objects: b.objects, KV: b.kv, Matters: matters})
+	if err != nil {
+		return nil, err
+	}
+	svc, err := lookup.NewService(lookup.Config{Library: lib, Gateway: gw, Matters: matters, Consents: consents,
+		Objects: b.objects, KV: b.kv, AccessCodeTTL: cfg.Lookup.AccessCodeTTL.D(), UseTTL: cfg.Lookup.UseTTL.D()})
+	if err != nil {
+		return nil, err
+	}
+	return &api.Lookups{Service: svc, Consents: consents}, nil
 }

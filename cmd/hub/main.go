@@ -142,6 +142,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		return err
 	}
 	defer stopAdapters()
+	lookups, err := openLookups(cfg, b, lib, gateway)
+	if err != nil {
+		return err
+	}
 
 	var demo *demoFiles
 	if cfg.Demo.Enabled {
@@ -170,7 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
 		Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Auth: authn, Limiter: limiter, Audit: trail,
-		Catalog: cat, Library: lib, Gateway: gateway})
+		Catalog: cat, Library: lib, Gateway: gateway, Lookups: lookups})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)

@@ -97,7 +97,7 @@ func TestEmbeddedProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"),
+	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
 		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -192,6 +192,7 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 	cfg.Audit.HolderKey = "test-holder-key-0123456789abcdef0123"
 	cfg.Auth.MembersFile = writeMembers(t)
 	cfg.Catalog.Dir = filepath.Join("..", "..", "configs", "catalog")
+	cfg.Lookup.MattersFile = filepath.Join("..", "..", "configs", "matters.yaml")
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -294,7 +295,7 @@ func TestKilledRightAfterAnswering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"),
+	env := append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
 		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"),
 		"HUB_AUDIT_SEAL_INTERVAL=1h") // nothing is sealed while the first process lives
 	start := func() (*exec.Cmd, string) {
