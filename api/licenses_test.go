@@ -11,6 +11,7 @@ import (
 	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/lookup"
 	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/store/fs"
 	"github.com/licensehub/licensehub/store/mem"
@@ -31,6 +32,14 @@ const pushBody = `{
 }`
 
 func startLibrary(t *testing.T) *harness {
+	t.Helper()
+	h, _ := startHub(t, nil)
+	return h
+}
+
+// startHub serves the license routes on a real library (and, with a
+// gateway, the once-only lookups over it).
+func startHub(t *testing.T, gw lookup.Gateway) (*harness, *license.Library) {
 	t.Helper()
 	kv := mem.New()
 	t.Cleanup(func() { kv.Close() })
@@ -58,8 +67,24 @@ func startLibrary(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startWith(t, Options{Auth: auth.NewAuthenticator(writeRegistry(t), kv), Limiter: auth.NewLimiter(kv),
-		Audit: newTrail(t, kv), Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Catalog: cat, Library: lib}, nil)
+	o := Options{Auth: auth.NewAuthenticator(writeRegistry(t), kv), Limiter: auth.NewLimiter(kv),
+		Audit: newTrail(t, kv), Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Catalog: cat, Library: lib}
+	if gw != nil {
+		matters, err := lookup.LoadMatters("../configs/matters.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		consents, err := lookup.NewConsents(lookup.ConsentsConfig{Objects: objects, KV: kv, Matters: matters})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := lookup.NewService(lookup.Config{Library: lib, Gateway: gw, Matters: matters, Consents: consents, Objects: objects, KV: kv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Lookups = &Lookups{Service: svc, Consents: consents}
+	}
+	return startWith(t, o, nil), lib
 }
 
 func TestLicenseLifecycleOverHTTP(t *testing.T) {

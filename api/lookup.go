@@ -74,7 +74,22 @@ func (s *Server) createConsent(c *fiber.Ctx) error {
 	if err := s.record(c, audit.Record{Operation: auth.OpConsentCreate, Matter: b.Matter}, b.HolderCode, err); err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(consent)
+	return c.Status(fiber.StatusCreated).JSON(consentView{ID: consent.ID, Token: consent.Token,
+		HolderCode: consent.HolderCode, HolderCodeType: consent.HolderCodeType, Matter: consent.Matter,
+		App: consent.App, From: consent.From, Until: consent.Until})
+}
+
+// consentView is what the citizen-facing app gets back: the token (shown
+// once; the hub keeps only its hash) and what it authorises.
+type consentView struct {
+	ID             string    `json:"id"`
+	Token          string    `json:"token"`
+	HolderCode     string    `json:"holder_code"`
+	HolderCodeType string    `json:"holder_code_type"`
+	Matter         string    `json:"matter"`
+	App            string    `json:"app,omitempty"`
+	From           time.Time `json:"from"`
+	Until          time.Time `json:"until"`
 }
 
 // revokeConsent: DELETE /v1/consents/{id}?holder=CODE, with immediate effect.

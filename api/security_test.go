@@ -39,7 +39,7 @@ func writeRegistry(t testing.TB) *auth.Registry {
 	var b strings.Builder
 	b.WriteString("members:\n")
 	for app, role := range testMembers {
-		ops := map[string]string{"supervisor": "[audit.read, usage.read]", "citizen_app": "[usage.read]",
+		ops := map[string]string{"supervisor": "[audit.read, usage.read]", "citizen_app": "[usage.read, consent.create, consent.revoke]",
 			"issuing_department": "[license.create, license.change, license.read]",
 			"approval_system":    "[license.read, license.lookup]\n        matters: [\"330100-000-XK-00123\"]"}[role]
 		switch app {
