@@ -163,6 +163,13 @@ Certificates from the public-security, social-security and tax systems (simulate
   go run ./cmd/hubctl certify identity id_number=%[15]s name=any --matter 330100-000-XK-00123
   go run ./cmd/hubctl certify tax_payments credit_code=%[16]s from=2026-01 to=2026-06 --matter 330100-000-XK-00123
   HUBCTL_APP_ID=hub-admin HUBCTL_SECRET=%[17]s go run ./cmd/hubctl adapters   # breaker state, error rate, latency
+
+Once-only: the applicant consents, the approval system gets every material of the matter at once:
+  HUBCTL_APP_ID=citizen-app HUBCTL_SECRET=%[8]s go run ./cmd/hubctl consent create --holder 91350100M000100Y43 --matter 330100-000-XK-00123 --app scjg-approval
+  export HUBCTL_APP_ID=scjg-approval HUBCTL_SECRET=%[14]s
+  go run ./cmd/hubctl lookup --holder 91350100M000100Y43 --matter 330100-000-XK-00123 --consent TOKEN
+  go run ./cmd/hubctl materials --matter 330100-000-XK-00123 --holder 91350100M000100Y43 --name 长沙示范科技有限公司 \
+      --input legal_representative_id_number=%[15]s --input legal_representative_name=张三 --consent TOKEN
 `, base, demoAuthorityName, f.License, f.Bundle, f.PushRequest, f.PubKey, supervisor, citizen, f.Identifier,
 		demoIssuerApp, issuer, keysDir, simURL, approval, sim.SamplePeople(1)[0], sim.SampleCompanies(1)[0], admin)
 }

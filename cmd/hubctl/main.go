@@ -49,15 +49,18 @@ type globals struct {
 }
 
 var commands = map[string]command{
-	"status":   {"show whether the hub and each of its backends are ready", cmdStatus},
-	"keys":     {"manage authority keys: gen, rotate, list, export, compromise", cmdKeys},
-	"verify":   {"verify a signed license: offline with --keys BUNDLE, else on the hub", cmdVerify},
-	"audit":    {"verify the sealed audit trail (offline) or list records (as a supervisor)", cmdAudit},
-	"certify":  {"a certificate from the public-security, social-security or tax system, signed by the hub", cmdCertify},
-	"adapters": {"upstream systems: breaker state, error rate, latency (administrators)", cmdAdapters},
-	"push":     {"push a license as an issuing department (HUBCTL_APP_ID/HUBCTL_SECRET)", cmdPush},
-	"reindex":  {"rebuild the Redis indexes of the license library from the object store", cmdReindex},
-	"usage":    {"who used a holder's licenses (as a citizen-facing app)", cmdUsage},
+	"status":    {"show whether the hub and each of its backends are ready", cmdStatus},
+	"keys":      {"manage authority keys: gen, rotate, list, export, compromise", cmdKeys},
+	"verify":    {"verify a signed license: offline with --keys BUNDLE, else on the hub", cmdVerify},
+	"audit":     {"verify the sealed audit trail (offline) or list records (as a supervisor)", cmdAudit},
+	"certify":   {"a certificate from the public-security, social-security or tax system, signed by the hub", cmdCertify},
+	"adapters":  {"upstream systems: breaker state, error rate, latency (administrators)", cmdAdapters},
+	"consent":   {"create or revoke an applicant's consent (as a citizen-facing app)", cmdConsent},
+	"lookup":    {"licenses of a holder for a matter, minimised (as an approval system)", cmdLookup},
+	"materials": {"every material a matter needs, gathered at once (as an approval system)", cmdMaterials},
+	"push":      {"push a license as an issuing department (HUBCTL_APP_ID/HUBCTL_SECRET)", cmdPush},
+	"reindex":   {"rebuild the Redis indexes of the license library from the object store", cmdReindex},
+	"usage":     {"who used a holder's licenses (as a citizen-facing app)", cmdUsage},
 	"version": {"print hubctl's version", func(_ context.Context, g *globals, _ []string) error {
 		fmt.Fprintln(g.stdout, "licensehub hubctl", version)
 		return nil
