@@ -7,7 +7,7 @@
 # benchmark family comparing the hub with its baselines.
 #
 # Convention: in a family BenchmarkFoo/<sub> (or BenchmarkFoo/<case>/<sub>),
-# the sub-benchmark named "hub" is the hub's figure and every sibling is a
+# the sub-benchmark named "hub" (or "hub-<variant>") is the hub's figure and every other sibling is a
 # baseline measured in the same run, e.g.
 #   BenchmarkObjectPutGet/hub            the hub's ObjectStore over MinIO
 #   BenchmarkObjectPutGet/raw-minio-go   minio-go called directly
@@ -116,7 +116,7 @@ END {
 		label[key] = sub_
 		avg_ns[key] = sum_ns[key] / runs[key]
 		ops[key] = avg_ns[key] > 0 ? 1e9 / avg_ns[key] : 0
-		if (sub_ == "hub" && slash) hub[fkey] = key
+		if (slash && (sub_ == "hub" || substr(sub_, 1, 4) == "hub-")) { hubk[fkey, ++hubn[fkey]] = key; ishub[key] = 1 }
 	}
 
 	for (f = 1; f <= nf; f++) {
@@ -129,16 +129,18 @@ END {
 				(key in sum_b) ? sprintf("%.0f", sum_b[key] / runs[key]) : "-",
 				(key in sum_a) ? sprintf("%.0f", sum_a[key] / runs[key]) : "-"
 		}
-		if (!(fkey in hub)) {
+		if (!(fkey in hubn)) {
 			if (fcount[fkey] > 1) print "  (no \"hub\" sub-benchmark: nothing to compare)"
 			continue
 		}
-		h = hub[fkey]
-		if (fcount[fkey] == 1) { print "  (no baseline in this family)"; continue }
-		for (m = 1; m <= fcount[fkey]; m++) {
-			key = member[fkey, m]
-			if (key == h || ops[key] <= 0) continue
-			printf "  hub = %.1f %% of %s\n", 100 * ops[h] / ops[key], label[key]
+		if (fcount[fkey] == hubn[fkey]) { print "  (no baseline in this family)"; continue }
+		for (j = 1; j <= hubn[fkey]; j++) {
+			h = hubk[fkey, j]
+			for (m = 1; m <= fcount[fkey]; m++) {
+				key = member[fkey, m]
+				if ((key in ishub) || ops[key] <= 0) continue
+				printf "  %s = %.1f %% of %s\n", label[h], 100 * ops[h] / ops[key], label[key]
+			}
 		}
 	}
 }
