@@ -15,7 +15,6 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/adapters/upstream"
-	"github.com/licensehub/licensehub/ident"
 )
 
 // Upstream is the upstream system's name (upstream.Config.Name).
@@ -71,10 +70,7 @@ func Kinds() []adapters.Kind {
 	}
 }
 
-func kind(name string) adapters.Kind {
-	k, _ := adapters.FindKind(Kinds(), name)
-	return k
-}
+func kind(name string) adapters.Kind { return adapters.MustKind(Kinds(), name) }
 
 // MaxNameLen bounds a person's name (characters).
 const MaxNameLen = 64
@@ -82,8 +78,9 @@ const MaxNameLen = 64
 // IdentityParams validates the inputs of an identity check and returns the
 // upstream's query parameters.
 func IdentityParams(idNumber, name string) (url.Values, error) {
-	if err := ident.ValidateResidentID(idNumber); err != nil {
-		return nil, ident.WithField(err, "id_number")
+	params, err := adapters.ResidentParams(idNumber)
+	if err != nil {
+		return nil, err
 	}
 	name = strings.TrimSpace(name)
 	switch {
@@ -94,7 +91,8 @@ func IdentityParams(idNumber, name string) (url.Values, error) {
 	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return nil, licensehub.FieldError(licensehub.EINVALID, "name", "name contains control characters")
 	}
-	return url.Values{"id_number": {idNumber}, "name": {name}}, nil
+	params.Set("name", name)
+	return params, nil
 }
 
 // Identity checks that idNumber exists and belongs to name, and returns
@@ -109,12 +107,7 @@ func Identity(ctx context.Context, c *upstream.Client, idNumber, name string) (m
 }
 
 // HouseholdParams validates the input of a household query.
-func HouseholdParams(idNumber string) (url.Values, error) {
-	if err := ident.ValidateResidentID(idNumber); err != nil {
-		return nil, ident.WithField(err, "id_number")
-	}
-	return url.Values{"id_number": {idNumber}}, nil
-}
+func HouseholdParams(idNumber string) (url.Values, error) { return adapters.ResidentParams(idNumber) }
 
 // Household returns the household registration of idNumber's holder:
 // address, head and members with their relation to the head (members' ID

@@ -11,7 +11,6 @@ import (
 
 	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/adapters/upstream"
-	"github.com/licensehub/licensehub/ident"
 )
 
 // Upstream is the upstream system's name (upstream.Config.Name).
@@ -67,18 +66,10 @@ func Kinds() []adapters.Kind {
 	}
 }
 
-func kind(name string) adapters.Kind {
-	k, _ := adapters.FindKind(Kinds(), name)
-	return k
-}
+func kind(name string) adapters.Kind { return adapters.MustKind(Kinds(), name) }
 
 // PersonParams validates the input of a person's record query.
-func PersonParams(idNumber string) (url.Values, error) {
-	if err := ident.ValidateResidentID(idNumber); err != nil {
-		return nil, ident.WithField(err, "id_number")
-	}
-	return url.Values{"id_number": {idNumber}}, nil
-}
+func PersonParams(idNumber string) (url.Values, error) { return adapters.ResidentParams(idNumber) }
 
 // PersonInsurance returns a person's social-insurance record: state,
 // employer, and per insurance kind (养老, 医疗, 失业, 工伤, 生育) its state,
@@ -93,10 +84,7 @@ func PersonInsurance(ctx context.Context, c *upstream.Client, idNumber string) (
 
 // EmployerParams validates the input of an employer's record query.
 func EmployerParams(creditCode string) (url.Values, error) {
-	if err := ident.ValidateCreditCode(creditCode); err != nil {
-		return nil, ident.WithField(err, "credit_code")
-	}
-	return url.Values{"credit_code": {creditCode}}, nil
+	return adapters.OrganisationParams(creditCode)
 }
 
 // EmployerInsurance returns an employer's record: insured employees,

@@ -13,7 +13,6 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/adapters/upstream"
-	"github.com/licensehub/licensehub/ident"
 )
 
 // Upstream is the upstream system's name (upstream.Config.Name).
@@ -83,20 +82,12 @@ func Kinds() []adapters.Kind {
 	}
 }
 
-func kind(name string) adapters.Kind {
-	k, _ := adapters.FindKind(Kinds(), name)
-	return k
-}
-
-func creditCodeParams(creditCode string) (url.Values, error) {
-	if err := ident.ValidateCreditCode(creditCode); err != nil {
-		return nil, ident.WithField(err, "credit_code")
-	}
-	return url.Values{"credit_code": {creditCode}}, nil
-}
+func kind(name string) adapters.Kind { return adapters.MustKind(Kinds(), name) }
 
 // RegistrationParams validates the input of a registration query.
-func RegistrationParams(creditCode string) (url.Values, error) { return creditCodeParams(creditCode) }
+func RegistrationParams(creditCode string) (url.Values, error) {
+	return adapters.OrganisationParams(creditCode)
+}
 
 // Registration returns a company's tax registration: state (正常/注销),
 // registration date, tax authority, taxpayer type.
@@ -111,7 +102,7 @@ func Registration(ctx context.Context, c *upstream.Client, creditCode string) (m
 // PaymentsParams validates the input of a payments query: from and to are
 // months YYYY-MM, from ≤ to, at most MaxPaymentMonths months.
 func PaymentsParams(creditCode, from, to string) (url.Values, error) {
-	params, err := creditCodeParams(creditCode)
+	params, err := adapters.OrganisationParams(creditCode)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +138,7 @@ func Payments(ctx context.Context, c *upstream.Client, creditCode, from, to stri
 
 // CreditParams validates the input of a credit-grade query.
 func CreditParams(creditCode string, year int) (url.Values, error) {
-	params, err := creditCodeParams(creditCode)
+	params, err := adapters.OrganisationParams(creditCode)
 	if err != nil {
 		return nil, err
 	}
