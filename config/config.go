@@ -232,6 +232,28 @@ func (e *Error) Error() string {
 // EnvConfigPath names the variable that points at the YAML file.
 const EnvConfigPath = "HUB_CONFIG"
 
+// DefaultPath is the configuration file read when neither a flag nor
+// HUB_CONFIG names one and it exists.
+const DefaultPath = "configs/hub.yaml"
+
+// ResolvePath picks the configuration file the hub and hubctl read: the
+// flag's value, else HUB_CONFIG from environ, else DefaultPath when it
+// exists, else "" (built-in defaults).
+func ResolvePath(flagValue string, environ []string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, EnvConfigPath+"="); ok {
+			return v
+		}
+	}
+	if _, err := os.Stat(DefaultPath); err == nil {
+		return DefaultPath
+	}
+	return ""
+}
+
 // Load reads the YAML file at path ("" for defaults only), applies the HUB_*
 // variables from environ (as os.Environ returns them) and validates.
 func Load(path string, environ []string) (*Config, error) {

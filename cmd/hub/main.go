@@ -52,7 +52,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stdout, "licensehub hub", version)
 		return 0
 	}
-	path := resolveConfigPath(*configPath, environ)
+	path := config.ResolvePath(*configPath, environ)
 	cfg, err := config.Load(path, environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "hub: %s: %v\n", orDefaults(path), err)
@@ -68,28 +68,6 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	return 0
-}
-
-func resolveConfigPath(flagValue string, environ []string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	for _, kv := range environ {
-		if v, ok := cutPrefix(kv, config.EnvConfigPath+"="); ok {
-			return v
-		}
-	}
-	if _, err := os.Stat("configs/hub.yaml"); err == nil {
-		return "configs/hub.yaml"
-	}
-	return ""
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return "", false
 }
 
 func orDefaults(path string) string {

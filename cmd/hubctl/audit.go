@@ -184,15 +184,7 @@ func cmdUsage(ctx context.Context, g *globals, args []string) error {
 // file, else $HUB_CONFIG, else configs/hub.yaml when present, with HUB_*
 // overrides.
 func loadHubConfig(path string) (*config.Config, error) {
-	if path == "" {
-		path = os.Getenv(config.EnvConfigPath)
-	}
-	if path == "" {
-		if _, err := os.Stat("configs/hub.yaml"); err == nil {
-			path = "configs/hub.yaml"
-		}
-	}
-	return config.Load(path, os.Environ())
+	return config.Load(config.ResolvePath(path, os.Environ()), os.Environ())
 }
 
 // openHubKeyring opens the keyring the hub's configuration names.

@@ -267,12 +267,13 @@ func (s *Store) writeTemp(ctx context.Context, op, key string, r io.Reader, size
 	if err := f.Close(); err != nil {
 		return "", info, s.fsErr(err, op, key)
 	}
+	norm := opts.Normalized()
 	return f.Name(), licensehub.ObjectInfo{
 		Key:         key,
 		Size:        n,
 		ETag:        etag,
-		ContentType: opts.Normalized().ContentType,
-		Metadata:    opts.Normalized().Metadata,
+		ContentType: norm.ContentType,
+		Metadata:    norm.Metadata,
 		ModTime:     fi.ModTime(),
 	}, nil
 }
