@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,8 +47,12 @@ func openAdapters(cfg *config.Config, b *backends, ring *signing.Keyring, reg pr
 		done := make(chan struct{})
 		go func() { defer close(done); _ = srv.Serve(ln) }()
 		stops = append(stops, func() {
-			s.Close()
-			_ = srv.Shutdown(context.Background())
+			s.Close() // releases requests the hang knob holds
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if srv.Shutdown(ctx) != nil {
+				srv.Close()
+			}
 			<-done
 		})
 		simURL = "http://" + ln.Addr().String()

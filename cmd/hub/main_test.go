@@ -52,8 +52,8 @@ func TestBadConfigExitsNamingTheKey(t *testing.T) {
 		{"unknown key in file", []string{"-config", badFile}, nil, "server.shutdown_timout"},
 		{"unknown HUB_ variable", nil, []string{"HUB_SERVR_ADDR=x"}, "HUB_SERVR_ADDR"},
 		{"bad duration", nil, []string{"HUB_SERVER_READ_TIMEOUT=soon"}, "server.read_timeout"},
-		{"bad url", nil, []string{"HUB_MINIO_ENDPOINT=minio:9000", "HUB_MINIO_ACCESS_KEY=a", "HUB_MINIO_SECRET_KEY=b"}, "minio.endpoint"},
-		{"missing required", nil, []string{"HUB_MINIO_ENDPOINT=http://127.0.0.1:9000", "HUB_MINIO_SECRET_KEY=b"}, "minio.access_key"},
+		{"bad url", nil, []string{"HUB_MINIO_ENDPOINT=minio:9000", "HUB_MINIO_ACCESS_KEY=a", "HUB_MINIO_SECRET_KEY=do-not-print-me"}, "minio.endpoint"},
+		{"missing required", nil, []string{"HUB_MINIO_ENDPOINT=http://127.0.0.1:9000", "HUB_MINIO_SECRET_KEY=do-not-print-me"}, "minio.access_key"},
 		{"bad size", nil, []string{"HUB_SERVER_BODY_LIMIT=big"}, "server.body_limit"},
 		{"missing file", []string{"-config", filepath.Join(dir, "nope.yaml")}, nil, "nope.yaml"},
 	}
@@ -67,7 +67,7 @@ func TestBadConfigExitsNamingTheKey(t *testing.T) {
 			if !strings.Contains(stderr.String(), tt.key) {
 				t.Errorf("stderr does not name %q:\n%s", tt.key, stderr.String())
 			}
-			if strings.Contains(stderr.String(), "b\n") && strings.Contains(tt.name, "secret") {
+			if strings.Contains(stderr.String()+stdout.String(), "do-not-print-me") {
 				t.Errorf("secret printed: %s", stderr.String())
 			}
 		})
