@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/licensehub/licensehub"
@@ -29,19 +30,24 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		RawQuery:    string(c.Request().URI().QueryString()),
 		Header:      func(name string) string { return c.Get(name) },
 		Body:        c.Body(),
+		Admit:       s.admit,
 	})
 	if err != nil {
 		return err
 	}
 	c.Locals(localMember, m)
-	// A limiter whose counter store is down refuses (503) rather than
-	// letting unlimited traffic through.
-	if s.limiter != nil {
-		if _, err := s.limiter.Allow(c.UserContext(), m); err != nil {
-			return err
-		}
-	}
 	return c.Next()
+}
+
+// admit applies the member's rate limit (nil without a limiter). A limiter
+// whose counter store is down refuses (503) rather than letting unlimited
+// traffic through.
+func (s *Server) admit(ctx context.Context, m *auth.Member) error {
+	if s.limiter == nil {
+		return nil
+	}
+	_, err := s.limiter.Allow(ctx, m)
+	return err
 }
 
 // member returns the authenticated caller (nil on public routes).

@@ -78,7 +78,7 @@ func startHub(t *testing.T, gw lookup.Gateway) (*harness, *license.Library) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := lookup.NewService(lookup.Config{Library: lib, Gateway: gw, Matters: matters, Consents: consents, Objects: objects, KV: kv})
+		svc, err := lookup.NewService(lookup.Config{Library: lib, Gateway: gw, Matters: matters, Consents: consents, KV: kv})
 		if err != nil {
 			t.Fatal(err)
 		}

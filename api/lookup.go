@@ -121,6 +121,7 @@ func (s *Server) lookupByHolder(c *fiber.Ctx) error {
 		for _, v := range res.Licenses {
 			rec.Licenses = append(rec.Licenses, v.Identifier)
 		}
+		rec.Uses = auditUses(res.Uses())
 	}
 	if err := s.record(c, rec, holder, err); err != nil {
 		return err
@@ -136,11 +137,11 @@ func (s *Server) lookupOne(c *fiber.Ctx, id, matter string) error {
 		return err
 	}
 	res, err := s.lookups.Service.Get(c.UserContext(), who, matter, id, authorization(c))
-	holder := ""
+	holder, rec := "", audit.Record{Operation: auth.OpLicenseLookup, Matter: matter, Licenses: []string{id}}
 	if res != nil && len(res.Licenses) == 1 {
-		holder = res.Licenses[0].Holder.Code
+		holder, rec.Uses = res.Licenses[0].Holder.Code, auditUses(res.Uses())
 	}
-	if err := s.record(c, audit.Record{Operation: auth.OpLicenseLookup, Matter: matter, Licenses: []string{id}}, holder, err); err != nil {
+	if err := s.record(c, rec, holder, err); err != nil {
 		return err
 	}
 	return c.JSON(res)
@@ -173,11 +174,22 @@ func (s *Server) materials(c *fiber.Ctx) error {
 				rec.Licenses = append(rec.Licenses, m.License.Identifier)
 			}
 		}
+		rec.Uses = auditUses(res.Uses())
 	}
 	if err := s.record(c, rec, b.HolderCode, err); err != nil {
 		return err
 	}
 	return c.JSON(res)
+}
+
+// auditUses is what the audit record keeps of the use records a lookup
+// made: it is their durable trace.
+func auditUses(refs []*lookup.UseRef) []audit.Use {
+	out := make([]audit.Use, len(refs))
+	for i, u := range refs {
+		out[i] = audit.Use{ID: u.ID, Of: u.Of, ExpiresAt: u.ExpiresAt.UTC().Format(audit.TimeLayout)}
+	}
+	return out
 }
 
 // readUse: GET /v1/uses/{access code} answers the annotated copy (加注件)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/adapters/publicsecurity"
@@ -155,7 +156,7 @@ func startBenchHub(b *testing.B, matters *lookup.Matters, gw lookup.Gateway) *be
 		b.Fatal(err)
 	}
 	svc, err := lookup.NewService(lookup.Config{Library: lib, Gateway: gw, Matters: matters, Consents: consents,
-		Objects: objects, KV: kv})
+		KV: kv})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -332,9 +333,15 @@ func BenchmarkLookup(b *testing.B) {
 	}
 
 	// The baseline: a bare Fiber app (no middleware) whose handler does one
-	// Redis GET, on the same go-redis client the hub's KV uses, of a key
-	// holding the payload the hub answered by identifier.
-	rc := hub.kv.Client()
+	// Redis GET, on a plain go-redis client (default options, no
+	// pipelining), of a key holding the payload the hub answered by
+	// identifier.
+	opt, err := goredis.ParseURL(testenv.RequireRedis(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc := goredis.NewClient(opt)
+	defer rc.Close()
 	key := hub.kv.Key("bench:payload")
 	if err := rc.Set(context.Background(), key, payload, 0).Err(); err != nil {
 		b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/audit"
 )
 
 // TestOnceOnlyOverHTTP: consent, minimised lookups, materials, the
@@ -96,6 +97,27 @@ func TestOnceOnlyOverHTTP(t *testing.T) {
 	}
 	if resp, _ := h.call(t, "issuer", "GET", "/v1/uses/"+code, "", time.Now(), nil); resp.StatusCode != 404 {
 		t.Errorf("another app's access code: %d, want 404", resp.StatusCode)
+	}
+	// The audit trail is the use records' durable trace: the lookups'
+	// records name each use, the license (or certificate) and the copy's
+	// expiry.
+	page, err := h.srv.audit.Query(t.Context(), audit.Filter{Matter: matter, License: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := 0
+	for _, r := range page.Records {
+		for _, u := range r.Uses {
+			if u.Of == "" || len(u.ID) != 32 || u.ExpiresAt == "" {
+				t.Errorf("audit use %+v", u)
+			}
+			if u.Of == id {
+				uses++
+			}
+		}
+	}
+	if uses != 3 { // by holder, by identifier, materials
+		t.Errorf("%d uses in the audit trail, want 3: %+v", uses, page.Records)
 	}
 
 	// Revocation takes effect at once.

@@ -46,6 +46,7 @@ type Record struct {
 	Matter       string    `json:"matter,omitempty"`        // service matter (事项) code
 	Reason       string    `json:"reason,omitempty"`        // the reason for use the caller stated
 	Licenses     []string  `json:"licenses,omitempty"`      // license identifiers involved
+	Uses         []Use     `json:"uses,omitempty"`          // the use records (加注件) a lookup made
 	HolderMasked string    `json:"holder_masked,omitempty"` // logging.MaskID of the holder code
 	HolderHash   string    `json:"holder_hash,omitempty"`   // hex HMAC-SM3(holder key, holder code)
 	Result       string    `json:"result"`                  // ResultOK or the error code answered
@@ -54,6 +55,15 @@ type Record struct {
 }
 
 // Operator is the person who acted through the member system by duty.
+// Use is one use record (加注件) handed out by a lookup: the trail is its
+// durable record (the access code that reads the annotated copy lives only
+// as long as the code, in the KV).
+type Use struct {
+	ID        string `json:"id"`         // the use record's ID (hex of 16 bytes of SM3 of its access code)
+	Of        string `json:"of"`         // the license identifier or certificate number handed out
+	ExpiresAt string `json:"expires_at"` // the annotated copy is valid until (TimeLayout)
+}
+
 type Operator struct {
 	Account    string `json:"account"`
 	Name       string `json:"name,omitempty"`
@@ -75,6 +85,7 @@ type recordFields struct {
 	Matter       string    `json:"matter,omitempty"`
 	Reason       string    `json:"reason,omitempty"`
 	Licenses     []string  `json:"licenses,omitempty"`
+	Uses         []Use     `json:"uses,omitempty"`
 	HolderMasked string    `json:"holder_masked,omitempty"`
 	HolderHash   string    `json:"holder_hash,omitempty"`
 	Result       string    `json:"result"`
@@ -90,7 +101,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 func (r Record) fields() recordFields {
 	return recordFields{
 		AppID: r.AppID, Operator: r.Operator, Operation: r.Operation, Matter: r.Matter,
-		Reason: r.Reason, Licenses: r.Licenses, HolderMasked: r.HolderMasked, HolderHash: r.HolderHash,
+		Reason: r.Reason, Licenses: r.Licenses, Uses: r.Uses, HolderMasked: r.HolderMasked, HolderHash: r.HolderHash,
 		Result: r.Result, RequestID: r.RequestID, InstanceID: r.InstanceID,
 	}
 }
@@ -109,7 +120,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	f := w.recordFields
 	*r = Record{
 		Time: t, AppID: f.AppID, Operator: f.Operator, Operation: f.Operation, Matter: f.Matter,
-		Reason: f.Reason, Licenses: f.Licenses, HolderMasked: f.HolderMasked, HolderHash: f.HolderHash,
+		Reason: f.Reason, Licenses: f.Licenses, Uses: f.Uses, HolderMasked: f.HolderMasked, HolderHash: f.HolderHash,
 		Result: f.Result, RequestID: f.RequestID, InstanceID: f.InstanceID,
 	}
 	return nil
@@ -203,6 +214,9 @@ func (r *Record) strings() []string {
 	ss := []string{r.AppID, r.Operation, r.Matter, r.Reason, r.HolderMasked, r.HolderHash, r.Result, r.RequestID, r.InstanceID}
 	if r.Operator != nil {
 		ss = append(ss, r.Operator.Account, r.Operator.Name, r.Operator.Department, r.Operator.Role)
+	}
+	for _, u := range r.Uses {
+		ss = append(ss, u.ID, u.Of, u.ExpiresAt)
 	}
 	return append(ss, r.Licenses...)
 }

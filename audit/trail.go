@@ -243,7 +243,7 @@ func (t *Trail) Append(ctx context.Context, r Record) error {
 	if err := r.validate(); err != nil {
 		return err
 	}
-	data, err := json.Marshal(r)
+	data, err := r.MarshalJSON() // not json.Marshal(r): that compacts the output again
 	if err != nil {
 		return licensehub.Wrap(err, licensehub.EINTERNAL, "audit: encode record")
 	}

@@ -39,6 +39,11 @@ type Request struct {
 	RawQuery    string
 	Header      func(name string) string // e.g. http.Header.Get; nil means no headers
 	Body        []byte
+	// Admit, when set, is run once the request is known to be authentic
+	// (its signature checked), at the same time as the nonce check, e.g.
+	// the member's rate limit: the two store round trips overlap. Its
+	// error is Authenticate's unless the nonce check fails first.
+	Admit func(ctx context.Context, m *Member) error
 }
 
 // FromHTTP builds a Request from a net/http server request whose body has
@@ -208,8 +213,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Member, e
 		return nil, err
 	}
 
-	// 5. A nonce not seen before.
+	// 5. A nonce not seen before (and, meanwhile, admission).
+	var (
+		admitted = make(chan error, 1)
+		admitErr error
+	)
+	if r.Admit != nil {
+		go func() { admitted <- r.Admit(ctx, m) }()
+	}
 	fresh, err := a.nonces.SetNX(ctx, "nonce:"+appID+":"+nonce, []byte(ts), a.NonceTTL())
+	if r.Admit != nil {
+		admitErr = <-admitted
+	}
 	if err != nil {
 		return nil, &licensehub.Error{
 			Code:    licensehub.EUNAVAILABLE,
@@ -223,6 +238,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Member, e
 			Message: fmt.Sprintf("nonce %s was already used by %s; use a fresh nonce for every request", nonce, appID),
 			Details: map[string]any{"nonce": nonce},
 		}
+	}
+	if admitErr != nil {
+		return nil, admitErr
 	}
 	return m, nil
 }

@@ -310,7 +310,8 @@ func (l *Library) Status(ctx context.Context, identifier string) (Status, error)
 }
 
 // ByHolder lists the licenses held by holderCode (via the index), sorted by
-// identifier. A member whose lic:id entry is missing is rebuilt from its
+// identifier, each with its status current as Status would answer it. A
+// member whose lic:id entry is missing or behind is rebuilt from its
 // object; a member whose object is gone is dropped from the set.
 func (l *Library) ByHolder(ctx context.Context, holderCode string) ([]Summary, error) {
 	if holderCode == "" {
@@ -365,14 +366,23 @@ func (l *Library) holderMember(ctx context.Context, holderCode, id string) (*Sum
 	if herr != nil {
 		return nil, herr
 	}
-	if eerr == nil {
+	switch {
+	case eerr == nil:
+		// Current as Status answers: no status record after the index's.
+		_, nerr := l.headObject(ctx, statusKey(id, e.StatusSeq+1))
+		if nerr == nil {
+			break // a change the index has not caught up with: rebuild below
+		}
+		if !isCode(nerr, licensehub.ENOTFOUND) {
+			l.log.WarnContext(ctx, "status from the index only: object store unavailable", "identifier", id, "err", nerr)
+		}
 		s := e.summary(id)
 		return &s, nil
-	}
-	if !isCode(eerr, licensehub.ENOTFOUND) {
+	case !isCode(eerr, licensehub.ENOTFOUND):
 		return nil, eerr
 	}
-	// The object exists but lic:id does not: an interrupted index step.
+	// The object exists but lic:id does not, or is behind its status
+	// records: an interrupted index step.
 	s, err := l.loadLicense(ctx, id)
 	if err != nil {
 		return nil, err

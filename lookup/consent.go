@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
 )
@@ -17,7 +19,7 @@ import (
 // ConsentsConfig configures Consents. Objects and KV are required.
 type ConsentsConfig struct {
 	Objects licensehub.ObjectStore // system of record: consents/<id>.json, consents/<id>.revoked
-	KV      licensehub.KV          // cache and the immediate revocation marker
+	KV      licensehub.KV          // cache and each consent's state (active or revoked)
 	// Matters, when set, refuses consents for unknown matters.
 	Matters *Matters
 	Clock   func() time.Time // nil: time.Now
@@ -29,7 +31,8 @@ type ConsentsConfig struct {
 // Consents keeps the applicants' authorisations (授权). Safe for
 // concurrent use and across hub instances sharing the stores.
 type Consents struct {
-	cfg ConsentsConfig
+	cfg  ConsentsConfig
+	seen *lru.Cache[string, *Consent] // consents as stored (immutable; revocation is kept apart)
 }
 
 // ConsentRequest is what a citizen-facing app records for a holder.
@@ -83,13 +86,24 @@ func NewConsents(cfg ConsentsConfig) (*Consents, error) {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
 	}
-	return &Consents{cfg: cfg}, nil
+	seen, err := lru.New[string, *Consent](4096)
+	if err != nil {
+		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "lookup: consent cache")
+	}
+	return &Consents{cfg: cfg, seen: seen}, nil
 }
 
 func consentKey(id string) string { return "consents/" + id + ".json" }
 func revokedKey(id string) string { return "consents/" + id + ".revoked" }
 func kvConsent(id string) string  { return "lookup:consent:" + id }
-func kvRevoked(id string) string  { return "lookup:consent-revoked:" + id }
+func kvState(id string) string    { return "lookup:consent-state:" + id }
+
+// The KV's consent state: whether the object store holds a revocation.
+const (
+	stateActive  = "active"
+	stateRevoked = "revoked"
+)
+
 func validConsentID(id string) bool {
 	_, err := hex.DecodeString(id)
 	return err == nil && len(id) == 32
@@ -160,6 +174,21 @@ func (c *Consents) cacheConsent(ctx context.Context, id string, raw []byte, ttl 
 // load reads a consent (KV first, then the object store); ENOTFOUND when
 // there is none.
 func (c *Consents) load(ctx context.Context, id string) (*Consent, error) {
+	if con, ok := c.seen.Get(id); ok {
+		cp := *con
+		return &cp, nil
+	}
+	con, err := c.read(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.seen.Add(id, con)
+	cp := *con
+	return &cp, nil
+}
+
+// read reads a consent from the KV, or from the object store on a miss.
+func (c *Consents) read(ctx context.Context, id string) (*Consent, error) {
 	kctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	raw, err := c.cfg.KV.Get(kctx, kvConsent(id))
 	cancel()
@@ -192,30 +221,45 @@ func (c *Consents) load(ctx context.Context, id string) (*Consent, error) {
 	return &con, nil
 }
 
-// revoked reports whether id is revoked: the KV marker first, and on a
-// miss (or a KV failure) the object store's marker, so a revocation whose
-// KV write was lost is still honoured. An object store that cannot answer
-// is an error: a consent is never taken for unrevoked on a guess.
-func (c *Consents) revoked(ctx context.Context, id string) (bool, error) {
+// revoked reports whether con is revoked. The KV's state key answers
+// (one GET); on a miss, or a KV failure, the object store's marker
+// decides and the answer is put back: "revoked" overwrites, "active" only
+// fills an absent key (SetNX), so a Revoke that raced this read is never
+// undone. An object store that cannot answer is an error, never a pass.
+func (c *Consents) revoked(ctx context.Context, con *Consent) (bool, error) {
 	kctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	_, err := c.cfg.KV.Get(kctx, kvRevoked(id))
+	v, kerr := c.cfg.KV.Get(kctx, kvState(con.ID))
 	cancel()
-	if err == nil {
-		return true, nil
+	if kerr == nil {
+		return string(v) == stateRevoked, nil
 	}
 	octx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
-	_, herr := c.cfg.Objects.Head(octx, revokedKey(id))
+	_, herr := c.cfg.Objects.Head(octx, revokedKey(con.ID))
 	switch {
 	case herr == nil:
-		kctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-		_ = c.cfg.KV.Set(kctx, kvRevoked(id), []byte("1"), 0)
-		cancel()
+		_ = c.setState(ctx, con, stateRevoked)
 		return true, nil
 	case licensehub.IsCode(herr, licensehub.ENOTFOUND):
+		if licensehub.IsCode(kerr, licensehub.ENOTFOUND) {
+			_ = c.setState(ctx, con, stateActive)
+		}
 		return false, nil
 	}
 	return false, objectErr(herr, "checking the consent's revocation")
+}
+
+// setState records con's state in the KV until an hour after the consent
+// ends: "revoked" unconditionally, "active" only where no state is.
+func (c *Consents) setState(ctx context.Context, con *Consent, state string) error {
+	ttl := con.Until.Sub(c.cfg.Clock()) + time.Hour
+	kctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
+	defer cancel()
+	if state == stateActive {
+		_, err := c.cfg.KV.SetNX(kctx, kvState(con.ID), []byte(state), max(ttl, time.Minute))
+		return err
+	}
+	return c.cfg.KV.Set(kctx, kvState(con.ID), []byte(state), max(ttl, time.Minute))
 }
 
 // Get returns the consent with id for its holder (Revoked set when
@@ -231,7 +275,7 @@ func (c *Consents) Get(ctx context.Context, id, holder string) (*Consent, error)
 	if con.HolderCode != holder {
 		return nil, licensehub.Errorf(licensehub.ENOTFOUND, "no consent %s", id)
 	}
-	rev, err := c.revoked(ctx, id)
+	rev, err := c.revoked(ctx, con)
 	if err != nil {
 		return nil, err
 	}
@@ -244,8 +288,10 @@ func (c *Consents) Get(ctx context.Context, id, holder string) (*Consent, error)
 // Revoke withdraws consent id of holder with immediate effect: when it
 // returns nil, every Check on every instance sharing the stores refuses
 // the consent (consent_revoked). It writes the create-only object marker
-// (the system of record) and then the KV marker; revoking twice is not an
-// error. An unknown id or another holder's consent is ENOTFOUND.
+// (the system of record) and then the KV state every Check reads; if that
+// write fails the revocation is recorded but not yet effective
+// everywhere, and Revoke says so (EUNAVAILABLE: retry). Revoking twice is
+// not an error. An unknown id or another holder's consent is ENOTFOUND.
 func (c *Consents) Revoke(ctx context.Context, id, holder string) error {
 	if !validConsentID(id) {
 		return licensehub.Errorf(licensehub.ENOTFOUND, "no consent %s", clip(id))
@@ -266,11 +312,9 @@ func (c *Consents) Revoke(ctx context.Context, id, holder string) error {
 	if err != nil && !licensehub.IsCode(err, licensehub.ECONFLICT) {
 		return objectErr(err, "recording the revocation")
 	}
-	// The object is durable: Check already refuses (it reads the object on
-	// a KV miss). The KV marker makes the refusal cheap everywhere.
-	kctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	_ = c.cfg.KV.Set(kctx, kvRevoked(id), []byte("1"), 0)
-	cancel()
+	if err := c.setState(ctx, con, stateRevoked); err != nil {
+		return licensehub.Wrap(err, licensehub.EUNAVAILABLE, "the revocation of consent %s is recorded but not yet effective everywhere; retry", id)
+	}
 	return nil
 }
 
@@ -296,7 +340,7 @@ func (c *Consents) Check(ctx context.Context, token, holder, matter, app string,
 	if subtle.ConstantTimeCompare([]byte(con.TokenSM3), []byte(hex.EncodeToString(d[:]))) != 1 {
 		return nil, forbidden(ReasonConsentMissing, "no consent with this token")
 	}
-	rev, err := c.revoked(ctx, id)
+	rev, err := c.revoked(ctx, con)
 	if err != nil {
 		return nil, err
 	}

@@ -174,7 +174,7 @@ func (f *fixture) consents(t testing.TB, kv licensehub.KV) *Consents {
 
 func (f *fixture) service(t testing.TB, lib Library, cons *Consents) *Service {
 	s, err := NewService(Config{Library: lib, Gateway: f.gw, Matters: f.matters, Consents: cons,
-		Objects: f.objects, KV: f.kv, Clock: f.clk.Now})
+		KV: f.kv, Clock: f.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

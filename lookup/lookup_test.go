@@ -312,13 +312,19 @@ func TestMinimisation(t *testing.T) {
 	if _, err := f.svc.ReadUse(ctxT(t), "short"); !licensehub.IsCode(err, licensehub.ENOTFOUND) {
 		t.Fatal(err)
 	}
-	f.kv.Delete(ctxT(t), kvUse(u.ID)) // the object store decides on a KV miss
-	if _, err := f.svc.ReadUse(ctxT(t), v.Use.AccessCode); err != nil {
-		t.Fatalf("ReadUse on a KV miss: %v", err)
-	}
 	f.clk.Add(11 * time.Minute)
 	if _, err := f.svc.ReadUse(ctxT(t), v.Use.AccessCode); !licensehub.IsCode(err, licensehub.ENOTFOUND) {
 		t.Fatalf("ReadUse after expiry: %v", err)
+	}
+	// The code lives only in the KV, for its TTL (the lookup's audit
+	// record is the use's durable trace).
+	if v.Use.Of != id {
+		t.Errorf("use ref names %q, want %s", v.Use.Of, id)
+	}
+	f.clk.Add(-11 * time.Minute)
+	f.kv.Delete(ctxT(t), kvUse(u.ID))
+	if _, err := f.svc.ReadUse(ctxT(t), v.Use.AccessCode); !licensehub.IsCode(err, licensehub.ENOTFOUND) {
+		t.Fatalf("ReadUse once the KV lost the code: %v", err)
 	}
 }
 

@@ -2,17 +2,17 @@ package lookup
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/license"
-	"github.com/licensehub/licensehub/signing"
 )
 
 // Library is what the lookup needs of the license library;
@@ -28,33 +28,34 @@ type Gateway interface {
 	Certify(ctx context.Context, kind string, params map[string]string) (*adapters.Issued, error)
 }
 
-// Config configures a Service. Library, Matters, Consents, Objects and KV
-// are required; Gateway is needed for matters with certificates.
+// Config configures a Service. Library, Matters, Consents and KV are
+// required; Gateway is needed for matters with certificates.
 type Config struct {
 	Library  Library
 	Gateway  Gateway
 	Matters  *Matters
 	Consents *Consents
-	Objects  licensehub.ObjectStore // use records: uses/<use ID>.json
-	KV       licensehub.KV          // access codes, cached license documents
-	Clock    func() time.Time       // nil: time.Now
+	KV       licensehub.KV    // use records under their access codes
+	Clock    func() time.Time // nil: time.Now
 	// AccessCodeTTL is how long an access code reads its use record; 0: 10 minutes.
 	AccessCodeTTL time.Duration
 	// UseTTL is how long the annotated copy (加注件) is valid for the
 	// matter (its "valid until"); 0: 24 hours. Never shorter than
 	// AccessCodeTTL.
 	UseTTL time.Duration
-	// DocumentCacheTTL keeps license documents (immutable) in KV; 0: 10
-	// minutes. Statuses are never cached here.
-	DocumentCacheTTL time.Duration
-	OpTimeout        time.Duration // per store call; 0: 5s
-	Workers          int           // parallel reads and writes per lookup; 0: 8
+	// DocumentCacheSize is how many parsed license documents (immutable:
+	// a new version has its own identifier) each instance keeps in
+	// memory; 0: 4096. Statuses are never cached.
+	DocumentCacheSize int
+	OpTimeout         time.Duration // per store call; 0: 5s
+	Workers           int           // parallel reads and writes per lookup; 0: 8
 }
 
 // Service answers approval systems' lookups. Safe for concurrent use and
 // for several hub instances sharing the stores.
 type Service struct {
-	cfg Config
+	cfg  Config
+	docs *lru.Cache[string, *license.Record] // identifier → the record as first read (its status stale)
 }
 
 // NewService checks cfg and fills defaults.
@@ -66,8 +67,8 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, licensehub.FieldError(licensehub.EINVALID, "Matters", "lookup: no service matters")
 	case cfg.Consents == nil:
 		return nil, licensehub.FieldError(licensehub.EINVALID, "Consents", "lookup: no consents")
-	case cfg.Objects == nil || cfg.KV == nil:
-		return nil, licensehub.FieldError(licensehub.EINVALID, "Objects", "lookup: needs an object store and a KV")
+	case cfg.KV == nil:
+		return nil, licensehub.FieldError(licensehub.EINVALID, "KV", "lookup: needs a KV")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -79,8 +80,8 @@ func NewService(cfg Config) (*Service, error) {
 		cfg.UseTTL = 24 * time.Hour
 	}
 	cfg.UseTTL = max(cfg.UseTTL, cfg.AccessCodeTTL)
-	if cfg.DocumentCacheTTL <= 0 {
-		cfg.DocumentCacheTTL = 10 * time.Minute
+	if cfg.DocumentCacheSize <= 0 {
+		cfg.DocumentCacheSize = 4096
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 5 * time.Second
@@ -88,7 +89,11 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
 	}
-	return &Service{cfg: cfg}, nil
+	docs, err := lru.New[string, *license.Record](cfg.DocumentCacheSize)
+	if err != nil {
+		return nil, licensehub.Wrap(err, licensehub.EINVALID, "lookup: document cache")
+	}
+	return &Service{cfg: cfg, docs: docs}, nil
 }
 
 // Matters returns the service matters the service was built with.
@@ -152,6 +157,9 @@ type UseRef struct {
 	AccessCode          string    `json:"access_code"`
 	AccessCodeExpiresAt time.Time `json:"access_code_expires_at"`
 	ExpiresAt           time.Time `json:"expires_at"` // the annotated copy's validity
+	// Of is the license identifier or certificate number handed out (for
+	// the audit record; the view names it already).
+	Of string `json:"-"`
 }
 
 // Result is the answer of ByHolder and Get.
@@ -253,7 +261,7 @@ func (s *Service) ByHolder(ctx context.Context, caller Caller, matter, holder st
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	var picked []license.Summary
 	for _, sum := range sums {
 		if !slices.Contains(types, sum.TypeCode) || (f.Type != "" && sum.TypeCode != f.Type) {
 			continue
@@ -263,12 +271,12 @@ func (s *Service) ByHolder(ctx context.Context, caller Caller, matter, holder st
 			return nil, err
 		}
 		if ok {
-			ids = append(ids, sum.Identifier)
+			picked = append(picked, sum)
 		}
 	}
-	views := make([]*View, len(ids))
-	err = s.parallel(ctx, len(ids), func(ctx context.Context, i int) error {
-		rec, st, err := s.current(ctx, ids[i])
+	views := make([]*View, len(picked))
+	err = s.parallel(ctx, len(picked), func(ctx context.Context, i int) error {
+		rec, st, err := s.withStatus(ctx, picked[i].Identifier, picked[i].Status)
 		if err != nil {
 			return err
 		}
@@ -334,68 +342,44 @@ func (s *Service) Get(ctx context.Context, caller Caller, matter, identifier str
 	return &Result{Matter: m.Code, ConsentID: consentID, Licenses: []View{*v}}, nil
 }
 
-// cachedLicense is the immutable part of a license kept in KV.
-type cachedLicense struct {
-	Document []byte `json:"document"`
+// current reads a license, its immutable document from the instance's
+// cache when warm, and its current status from the library (never
+// cached). The record returned is the caller's to change.
+func (s *Service) current(ctx context.Context, id string) (*license.Record, license.Status, error) {
+	if _, ok := s.docs.Peek(id); !ok {
+		return s.read(ctx, id)
+	}
+	st, err := s.cfg.Library.Status(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return s.withStatus(ctx, id, st)
 }
 
-// current reads a license (its immutable document from the KV cache when
-// warm) and its current status from the library (never cached).
-func (s *Service) current(ctx context.Context, id string) (*license.Record, license.Status, error) {
-	key := "lookup:doc:" + id
-	kctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-	raw, kerr := s.cfg.KV.Get(kctx, key)
-	cancel()
-	if kerr == nil {
-		var c cachedLicense
-		if rec, err := recordFromDocument(id, raw, &c); err == nil {
-			st, err := s.cfg.Library.Status(ctx, id)
-			if err != nil {
-				return nil, "", err
-			}
-			if st != license.StatusUnknown {
-				rec.Status, rec.StatusName = st, st.Name()
-				if st == license.StatusOther {
-					// superseded or other: the library's record says which
-					full, err := s.cfg.Library.Get(ctx, id)
-					if err != nil {
-						return nil, "", err
-					}
-					return full, full.Status, nil
-				}
-				return rec, st, nil
-			}
-		}
+// withStatus is current for a license whose current status the library
+// has just given.
+func (s *Service) withStatus(ctx context.Context, id string, st license.Status) (*license.Record, license.Status, error) {
+	cached, ok := s.docs.Get(id)
+	if !ok || st == license.StatusUnknown || st == license.StatusOther {
+		// Not cached; or gone, superseded or other, which the library's
+		// record says.
+		return s.read(ctx, id)
 	}
+	rec := *cached
+	rec.Status, rec.StatusName, rec.SupersededBy = st, st.Name(), ""
+	return &rec, st, nil
+}
+
+// read reads a license from the library and caches its document.
+func (s *Service) read(ctx context.Context, id string) (*license.Record, license.Status, error) {
 	rec, err := s.cfg.Library.Get(ctx, id)
 	if err != nil {
 		return nil, "", err
 	}
-	if raw, err := json.Marshal(cachedLicense{Document: rec.Document}); err == nil {
-		kctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-		_ = s.cfg.KV.Set(kctx, key, raw, s.cfg.DocumentCacheTTL)
-		cancel()
-	}
+	s.docs.Add(id, rec)
 	// Get read the status from the object store: current as of now.
-	return rec, rec.Status, nil
-}
-
-func recordFromDocument(id string, raw []byte, c *cachedLicense) (*license.Record, error) {
-	if err := json.Unmarshal(raw, c); err != nil {
-		return nil, err
-	}
-	d, err := signing.ParseDocument(c.Document)
-	if err != nil {
-		return nil, err
-	}
-	var lic license.License
-	if err := json.Unmarshal(d.Body, &lic); err != nil {
-		return nil, err
-	}
-	if lic.Identifier != id {
-		return nil, licensehub.Errorf(licensehub.EINTERNAL, "cached document of %s names %s", id, lic.Identifier)
-	}
-	return &license.Record{Identifier: id, Document: c.Document, License: &lic}, nil
+	cp := *rec
+	return &cp, rec.Status, nil
 }
 
 // licenseView minimises rec to fields.

@@ -1,10 +1,8 @@
 package lookup
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"time"
 
 	"github.com/licensehub/licensehub"
@@ -12,7 +10,8 @@ import (
 
 // Use is a use record (加注件): one material handed to one approval system
 // for one matter, with why, by whom, until when, and the full signed
-// original. Stored create-only as uses/<ID>.json.
+// original. Kept in the KV under its access code while the code is valid;
+// the lookup's audit record is its durable trace.
 type Use struct {
 	ID                  string    `json:"id"` // hex of the first 16 bytes of SM3(access code)
 	Matter              string    `json:"matter"`
@@ -31,8 +30,7 @@ type Use struct {
 	Document []byte `json:"document"`
 }
 
-func useKey(id string) string { return "uses/" + id + ".json" }
-func kvUse(id string) string  { return "lookup:use:" + id }
+func kvUse(id string) string { return "lookup:use:" + id }
 
 // useFor starts a use record for a material of m.
 func useFor(m *Matter, mat Material, caller Caller, authz Authorization, consentID string, now time.Time) Use {
@@ -49,67 +47,91 @@ func useFor(m *Matter, mat Material, caller Caller, authz Authorization, consent
 	return u
 }
 
-// recordUse stores the use record (create-only) and its access code and
-// returns the reference to hand out.
+// recordUse keeps the use record under its access code for the code's
+// lifetime and returns the reference to hand out. The durable record of
+// the use is the audit record of the lookup, which names every use ID
+// (UseRef.Audit); the signed original is the library's (or, for a
+// certificate, was handed out in the answer).
 func (s *Service) recordUse(ctx context.Context, u Use, identifier, certNumber string, doc []byte) (*UseRef, error) {
 	code := randomToken()
 	u.ID = idOf(code)
-	u.Identifier, u.CertificateNumber, u.Document = identifier, certNumber, doc
+	u.Identifier, u.CertificateNumber = identifier, certNumber
+	if identifier == "" {
+		// A certificate exists nowhere else; a license's document is the
+		// library's (immutable) and is read back by ReadUse.
+		u.Document = doc
+	}
 	u.AccessCodeExpiresAt = u.CreatedAt.Add(s.cfg.AccessCodeTTL)
 	u.ExpiresAt = u.CreatedAt.Add(s.cfg.UseTTL)
 	raw, err := json.Marshal(u)
 	if err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "encoding a use record")
 	}
-	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-	_, err = s.cfg.Objects.Create(octx, useKey(u.ID), bytes.NewReader(raw), int64(len(raw)),
-		licensehub.PutOptions{ContentType: "application/json"})
+	kctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	err = s.cfg.KV.Set(kctx, kvUse(u.ID), raw, s.cfg.AccessCodeTTL)
 	cancel()
 	if err != nil {
-		return nil, objectErr(err, "storing the use record")
+		return nil, licensehub.Wrap(err, licensehub.EUNAVAILABLE, "storing the use record's access code")
 	}
-	kctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-	_ = s.cfg.KV.Set(kctx, kvUse(u.ID), raw, s.cfg.AccessCodeTTL)
-	cancel()
-	return &UseRef{ID: u.ID, AccessCode: code, AccessCodeExpiresAt: u.AccessCodeExpiresAt, ExpiresAt: u.ExpiresAt}, nil
+	return &UseRef{ID: u.ID, AccessCode: code, AccessCodeExpiresAt: u.AccessCodeExpiresAt, ExpiresAt: u.ExpiresAt,
+		Of: identifier + certNumber}, nil
 }
 
 // ReadUse returns the use record of an access code while the code is
-// valid: ENOTFOUND for an unknown, malformed or expired code. The KV
-// holds the code for its TTL; on a KV miss the object store's record is
-// read and its access_code_expires_at decides.
+// valid: ENOTFOUND for an unknown, malformed or expired code.
 func (s *Service) ReadUse(ctx context.Context, code string) (*Use, error) {
 	notFound := licensehub.Errorf(licensehub.ENOTFOUND, "no valid use record for this access code")
 	if !validSecret(code) {
 		return nil, notFound
 	}
 	id := idOf(code)
-	now := s.cfg.Clock()
 	kctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	raw, err := s.cfg.KV.Get(kctx, kvUse(id))
 	cancel()
+	if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+		return nil, notFound
+	}
 	if err != nil {
-		octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-		defer cancel()
-		r, _, gerr := s.cfg.Objects.Get(octx, useKey(id))
-		if licensehub.IsCode(gerr, licensehub.ENOTFOUND) {
-			return nil, notFound
-		}
-		if gerr != nil {
-			return nil, objectErr(gerr, "reading the use record")
-		}
-		raw, err = io.ReadAll(r)
-		r.Close()
-		if err != nil {
-			return nil, objectErr(err, "reading the use record")
-		}
+		return nil, err
 	}
 	var u Use
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "use record %s is unreadable", id)
 	}
-	if u.ID != id || !now.Before(u.AccessCodeExpiresAt) {
+	if u.ID != id || !s.cfg.Clock().Before(u.AccessCodeExpiresAt) {
 		return nil, notFound
 	}
+	if u.Identifier != "" {
+		rec, err := s.cfg.Library.Get(ctx, u.Identifier)
+		if err != nil {
+			return nil, err
+		}
+		u.Document = rec.Document
+	}
 	return &u, nil
+}
+
+// Uses lists the use records the lookup made.
+func (r *Result) Uses() []*UseRef {
+	var out []*UseRef
+	for _, v := range r.Licenses {
+		if v.Use != nil {
+			out = append(out, v.Use)
+		}
+	}
+	return out
+}
+
+// Uses lists the use records the assembly made.
+func (r *MaterialsResult) Uses() []*UseRef {
+	var out []*UseRef
+	for _, m := range r.Materials {
+		switch {
+		case m.License != nil && m.License.Use != nil:
+			out = append(out, m.License.Use)
+		case m.CertificateView != nil && m.CertificateView.Use != nil:
+			out = append(out, m.CertificateView.Use)
+		}
+	}
+	return out
 }

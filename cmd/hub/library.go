@@ -43,7 +43,7 @@ func openLookups(cfg *config.Config, b *backends, lib *license.Library, gw *adap
 		return nil, err
 	}
 	svc, err := lookup.NewService(lookup.Config{Library: lib, Gateway: gw, Matters: matters, Consents: consents,
-		Objects: b.objects, KV: b.kv, AccessCodeTTL: cfg.Lookup.AccessCodeTTL.D(), UseTTL: cfg.Lookup.UseTTL.D()})
+		KV: b.kv, AccessCodeTTL: cfg.Lookup.AccessCodeTTL.D(), UseTTL: cfg.Lookup.UseTTL.D()})
 	if err != nil {
 		return nil, err
 	}

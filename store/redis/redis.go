@@ -33,6 +33,9 @@ import (
 // DefaultOpTimeout bounds each call when Config.OpTimeout is zero.
 const DefaultOpTimeout = 2 * time.Second
 
+// flushers is how many pipelines are in flight at once (pipeline.go).
+const flushers = 2
+
 // Config configures Open.
 type Config struct {
 	// URL is redis://[[user]:password@]host:port/db (or rediss:// for TLS),
@@ -51,6 +54,7 @@ type Config struct {
 // Store is a licensehub.KV on a Redis server. It is safe for concurrent use.
 type Store struct {
 	c         *goredis.Client
+	batch     *batcher // pipelines concurrent commands (pipeline.go)
 	prefix    string
 	opTimeout time.Duration
 }
@@ -112,8 +116,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 
 	s := &Store{c: goredis.NewClient(opt), prefix: cfg.Prefix, opTimeout: cfg.OpTimeout}
+	s.batch = newBatcher(s.c, flushers, cfg.OpTimeout)
+	s.c.AddHook(s.batch)
 	if err := s.Ping(ctx); err != nil {
-		_ = s.c.Close()
+		_ = s.Close()
 		// Report the cause under one code: whatever Ping met (refused,
 		// timed out, auth failed), the server is not usable.
 		var herr *licensehub.Error
@@ -136,8 +142,11 @@ func (s *Store) Client() *goredis.Client { return s.c }
 // Key returns key with the store's prefix, as it is named on the server.
 func (s *Store) Key(key string) string { return s.prefix + key }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.c.Close() }
+// Close stops the pipelining and closes the connection pool.
+func (s *Store) Close() error {
+	s.batch.close()
+	return s.c.Close()
+}
 
 // Ping checks that the server answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -379,8 +388,11 @@ func run[T any](ctx context.Context, s *Store, op, key string, f func(context.Co
 		var zero T
 		return zero, s.wrap(ctx, err, op, key)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.opTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opTimeout)
+		defer cancel()
+	}
 	v, err := f(ctx)
 	if err != nil {
 		var zero T
