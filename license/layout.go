@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emmansun/gmsm/sm3"
 
@@ -29,6 +30,7 @@ const (
 	kvID      = "lic:id:"      // + identifier → indexEntry JSON
 	kvHolder  = "lic:holder:"  // + holder code → set of identifiers
 	kvNatural = "lic:natural:" // + type:authority:serial → latest identifier
+	kvPending = "lic:pending:" // + identifier → seq of a status record being written (see pendingTTL)
 	kvExpiry  = "lic:expiry"   // sorted set: identifier, score = end of validity (unix s)
 	kvSweeper = "lic:sweeper"  // sweeper lock
 	// OutboxStream is the KV stream of exchange events; each entry's
@@ -193,6 +195,37 @@ func (l *Library) kvGetEntry(ctx context.Context, id string) (*indexEntry, error
 		return nil, licensehub.Wrap(err, licensehub.ENOTFOUND, "index entry of %s is unreadable", id)
 	}
 	return &e, nil
+}
+
+// pendingTTL is how long a status change's pending marker outlives a
+// writer that died between its status object and its index update.
+// Readers that see the marker check the object store; after it expires,
+// an entry still behind its status records is repaired by the next slow
+// read or by Reindex.
+const pendingTTL = 24 * time.Hour
+
+// indexed reads id's index entry and whether a status change is pending
+// (both in one round trip when the KV pipelines concurrent calls).
+func (l *Library) indexed(ctx context.Context, id string) (*indexEntry, bool, error) {
+	var (
+		e          *indexEntry
+		eerr, perr error
+	)
+	_ = firstErr(
+		func() error { e, eerr = l.kvGetEntry(ctx, id); return nil },
+		func() error {
+			perr = l.kvDo(ctx, func(c context.Context) error { _, err := l.cfg.KV.Get(c, kvPending+id); return err })
+			return nil
+		})
+	switch {
+	case eerr != nil:
+		return nil, false, eerr
+	case perr == nil:
+		return e, true, nil
+	case isCode(perr, licensehub.ENOTFOUND):
+		return e, false, nil
+	}
+	return e, true, nil // cannot tell: check the object store
 }
 
 func (l *Library) kvSetEntry(ctx context.Context, id string, e *indexEntry) error {

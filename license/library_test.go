@@ -632,3 +632,45 @@ func TestReindexRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestPendingStatusChange: reads answer from the index alone unless a
+// status change is pending; a writer that died after its status record
+// but before the index update (simulated: the old index entry put back,
+// the marker left) is noticed by the next read, which repairs the index.
+func TestPendingStatusChange(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		f := newFixture(t, b)
+		ctx := ctxT(t)
+		req := sampleRequest("PENDING-1")
+		id := mustPush(t, f.lib, req).Identifier
+		before, err := b.kv.Get(ctx, kvID+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.lib.ChangeStatus(ctx, id, OpRevoke, "test", "app"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.kv.Get(ctx, kvPending+id); !licensehub.IsCode(err, licensehub.ENOTFOUND) {
+			t.Fatalf("marker left after a change that answered: %v", err)
+		}
+		// The dead writer: its record is stored, the index is not updated.
+		if err := b.kv.Set(ctx, kvID+id, before, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.kv.Set(ctx, kvPending+id, []byte("1"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		sums, err := f.lib.ByHolder(ctx, req.Holder.Code)
+		if err != nil || len(sums) != 1 || sums[0].Status != StatusRevoked {
+			t.Fatalf("ByHolder with a pending change: %+v %v", sums, err)
+		}
+		if st, err := f.lib.Status(ctx, id); err != nil || st != StatusRevoked {
+			t.Fatalf("Status with a pending change: %s %v", st, err)
+		}
+		raw, _ := b.kv.Get(ctx, kvID+id)
+		var e indexEntry
+		if err := json.Unmarshal(raw, &e); err != nil || e.Status != StatusRevoked || e.StatusSeq != 1 {
+			t.Fatalf("index not repaired: %s %v", raw, err)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/licensehub/licensehub"
@@ -108,6 +109,12 @@ func (l *Library) appendStatus(ctx context.Context, s *stored, op, reason, app, 
 		if rec.Document, err = d.Marshal(); err != nil {
 			return nil, err
 		}
+		// Readers trust the index unless a change is pending: mark it
+		// before the status object exists, clear it once the index has it.
+		marker := []byte(strconv.Itoa(rec.Seq))
+		if err := l.kvDo(ctx, func(c context.Context) error { return l.cfg.KV.Set(c, kvPending+id, marker, pendingTTL) }); err != nil {
+			return nil, err
+		}
 		key := statusKey(id, rec.Seq)
 		err = l.createObject(ctx, key, rec.Document, docContentType, nil)
 		if isCode(err, licensehub.ECONFLICT) {
@@ -122,7 +129,14 @@ func (l *Library) appendStatus(ctx context.Context, s *stored, op, reason, app, 
 		if err != nil {
 			return nil, err
 		}
-		return &rec, l.afterStatus(ctx, s, &rec)
+		if err := l.afterStatus(ctx, s, &rec); err != nil {
+			return nil, err
+		}
+		_ = l.kvDo(ctx, func(c context.Context) error {
+			_, err := l.cfg.KV.CompareAndDelete(c, kvPending+id, marker)
+			return err
+		})
+		return &rec, nil
 	}
 	return nil, licensehub.Errorf(licensehub.ECONFLICT, "license %s is changing too often concurrently; try again", id)
 }

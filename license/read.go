@@ -269,14 +269,18 @@ func (l *Library) Versions(ctx context.Context, identifier string) ([]string, er
 
 // Status is the current status (StatusSource): StatusUnknown with no error
 // for an identifier the library does not hold. It answers from the index
-// and checks with one HEAD that no later status record exists (a change
-// whose index update was lost); if one does, it derives the status from
-// the object store and repairs the index.
+// (KV only) unless a status change is pending (lic:pending:<id>, set by
+// the writer before its status record and cleared after the index update);
+// then one HEAD checks whether the pending record exists, and if it does
+// the status is derived from the object store and the index repaired.
 func (l *Library) Status(ctx context.Context, identifier string) (Status, error) {
 	if _, err := ident.Parse(identifier); err != nil {
 		return StatusUnknown, nil
 	}
-	e, err := l.kvGetEntry(ctx, identifier)
+	e, pending, err := l.indexed(ctx, identifier)
+	if err == nil && !pending {
+		return e.Status, nil
+	}
 	if err == nil {
 		_, herr := l.headObject(ctx, statusKey(identifier, e.StatusSeq+1))
 		switch {
@@ -352,23 +356,14 @@ func (l *Library) ByHolder(ctx context.Context, holderCode string) ([]Summary, e
 }
 
 func (l *Library) holderMember(ctx context.Context, holderCode, id string) (*Summary, error) {
-	var e *indexEntry
-	var eerr, herr error
-	_ = firstErr(
-		func() error { e, eerr = l.kvGetEntry(ctx, id); return nil },
-		func() error { _, herr = l.headObject(ctx, licenseKey(id)); return nil })
-	if isCode(herr, licensehub.ENOTFOUND) {
-		// Dangling: the object is gone (or never was). Drop the entry.
-		l.log.WarnContext(ctx, "dropping index entry without a license object", "identifier", id)
-		_ = l.kvDo(ctx, func(c context.Context) error { return l.cfg.KV.SRem(c, kvHolder+holderCode, id) })
-		return nil, nil
-	}
-	if herr != nil {
-		return nil, herr
-	}
+	e, pending, eerr := l.indexed(ctx, id)
 	switch {
+	case eerr == nil && !pending:
+		s := e.summary(id)
+		return &s, nil
 	case eerr == nil:
-		// Current as Status answers: no status record after the index's.
+		// Current as Status answers: a pending change is in the index
+		// unless its status record exists.
 		_, nerr := l.headObject(ctx, statusKey(id, e.StatusSeq+1))
 		if nerr == nil {
 			break // a change the index has not caught up with: rebuild below
@@ -381,9 +376,15 @@ func (l *Library) holderMember(ctx context.Context, holderCode, id string) (*Sum
 	case !isCode(eerr, licensehub.ENOTFOUND):
 		return nil, eerr
 	}
-	// The object exists but lic:id does not, or is behind its status
-	// records: an interrupted index step.
+	// lic:id is missing, or behind its status records: an interrupted
+	// index step, or an object that is gone.
 	s, err := l.loadLicense(ctx, id)
+	if isCode(err, licensehub.ELICNOTFOUND) {
+		// Dangling: the object is gone (or never was). Drop the member.
+		l.log.WarnContext(ctx, "dropping index entry without a license object", "identifier", id)
+		_ = l.kvDo(ctx, func(c context.Context) error { return l.cfg.KV.SRem(c, kvHolder+holderCode, id) })
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

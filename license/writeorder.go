@@ -21,6 +21,7 @@
 //	lic:natural:<type>:<authority>:<serial> latest identifier of that license
 //	lic:expiry                              sorted set, score = end of validity (unix s)
 //	lic:sweeper                             sweeper lock (SetNX + TTL)
+//	lic:pending:<identifier>                seq of a status change being written (TTL 24 h)
 //	exchange:outbox                         stream {object, identifier, op} driving delivery
 //
 // # Push: the write order
@@ -66,11 +67,15 @@
 // The current status is the last status record (valid when there is
 // none): derivable from the object store alone. A change reads the last
 // record, checks the transition (Transition; terminal states allow
-// nothing), writes the next seq create-only (a conflict is a concurrent
-// change: re-read and re-check), then updates lic:id and lic:expiry and
-// records the event. lic:id carries the seq its status came from; Status
-// checks with one HEAD that no later record exists, so a lost index update
-// is noticed and repaired.
+// nothing), sets lic:pending:<id>, writes the next seq create-only (a
+// conflict is a concurrent change: re-read and re-check), then updates
+// lic:id and lic:expiry, records the event and clears the marker (compare
+// and delete). lic:id carries the seq its status came from. Status and
+// ByHolder answer from lic:id alone (no object store call: a warm lookup
+// is served from the KV) unless the marker is there; then one HEAD checks
+// whether the next record exists, so a change whose index update was
+// lost (a writer that died) is noticed and repaired. A change that
+// answered has updated lic:id, so the very next read sees it.
 //
 // NewVersion writes the next version's license object first (create-only:
 // one winner per version), indexes it (lic:natural then names it), and
