@@ -100,6 +100,9 @@ type PushRequest struct {
 	Matter     *Party          `json:"matter,omitempty"`
 	Fields     map[string]any  `json:"fields,omitempty"`
 	Attachment *AttachmentData `json:"attachment,omitempty"`
+	// Provenance is set by the stock conversion and the provincial
+	// exchange, never by a department's push (not read from JSON).
+	Provenance *Provenance `json:"-"`
 }
 
 // AttachmentData is an attachment as pushed: the bytes (base64 in JSON)

@@ -43,6 +43,33 @@ type License struct {
 	// catalog entry of TypeCode.
 	Fields     map[string]any `json:"fields,omitempty"`
 	Attachment *Attachment    `json:"attachment,omitempty"`
+	// Provenance says where a license that no department pushed came
+	// from (a converted paper license, a license issued elsewhere in the
+	// province); absent for a department's push.
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance kinds.
+const (
+	ProvenanceStock    = "stock_conversion" // 存量证照: converted from a legacy register
+	ProvenanceProvince = "province"         // issued elsewhere, received from the provincial platform
+)
+
+// Provenance is inside the signed body, so it is as trustworthy as the
+// rest of the license.
+type Provenance struct {
+	Kind string `json:"kind"` // ProvenanceStock or ProvenanceProvince
+	// Source names the legacy source (the conversion mapping) or the
+	// sending platform.
+	Source string `json:"source,omitempty"`
+	// Batch is the conversion job; SourceLine the row's line in the
+	// legacy export (1-based, the header being line 1 of a CSV).
+	Batch      string `json:"batch,omitempty"`
+	SourceLine int    `json:"source_line,omitempty"`
+	// OriginalIssueDate is the issue date as the legacy register gives it.
+	OriginalIssueDate string `json:"original_issue_date,omitempty"`
+	// EventID is the exchange event that brought a provincial license.
+	EventID string `json:"event_id,omitempty"`
 }
 
 // Party is a named organisation or service matter with its code.

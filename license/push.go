@@ -202,6 +202,16 @@ func (l *Library) prepare(ctx context.Context, req *PushRequest, version int, pr
 	lic.Matter = req.Matter
 	lic.Previous = previous
 	lic.Fields = req.Fields
+	if pv := req.Provenance; pv != nil {
+		if pv.Kind != ProvenanceStock && pv.Kind != ProvenanceProvince {
+			return nil, invalid("provenance.kind", "provenance kind %q is not %s or %s", clip(pv.Kind), ProvenanceStock, ProvenanceProvince)
+		}
+		if pv.SourceLine < 0 {
+			return nil, invalid("provenance.source_line", "a line number is positive")
+		}
+		cp := *pv
+		lic.Provenance = &cp
+	}
 	if err := v.Validate(lic); err != nil {
 		var e *licensehub.Error
 		if !errors.As(err, &e) {
@@ -219,7 +229,8 @@ func (l *Library) prepare(ctx context.Context, req *PushRequest, version int, pr
 		Attachment *Attachment `json:"attachment,omitempty"`
 		Previous   string      `json:"previous,omitempty"`
 		Op         string      `json:"op,omitempty"`
-	}{content, lic.Attachment, previous, op})
+		Provenance *Provenance `json:"provenance,omitempty"`
+	}{content, lic.Attachment, previous, op, lic.Provenance})
 	if err != nil {
 		return nil, invalid("fields", "not representable as JSON: %v", err)
 	}
