@@ -478,3 +478,33 @@ func expiryScore(validUntil string) (float64, bool) {
 	}
 	return float64(t.AddDate(0, 0, 1).Unix()), true
 }
+
+// Check validates req exactly as Push would (catalog, holder code, dates,
+// number, the authority's signing key) and returns the identifier it
+// would get, writing nothing: a dry run of Push.
+func (l *Library) Check(ctx context.Context, req PushRequest) (string, error) {
+	p, err := l.prepare(ctx, &req, 1, "", OpNew, l.cfg.Clock())
+	if err != nil {
+		return "", err
+	}
+	return p.id.String(), nil
+}
+
+// Holds reports whether the library holds a license of typeCode issued by
+// authority under number (any content, any later version), by its first
+// version's object: the natural key a Push would conflict with. It reads
+// only.
+func (l *Library) Holds(ctx context.Context, typeCode, authority, number string) (string, bool, error) {
+	id, err := ident.New(typeCode, authority, serialOf(number), 1)
+	if err != nil {
+		return "", false, err
+	}
+	_, err = l.headObject(ctx, licenseKey(id.String()))
+	switch {
+	case err == nil:
+		return id.String(), true, nil
+	case isCode(err, licensehub.ENOTFOUND):
+		return id.String(), false, nil
+	}
+	return "", false, err
+}
