@@ -29,7 +29,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		EscapedPath: string(c.Request().URI().PathOriginal()),
 		RawQuery:    string(c.Request().URI().QueryString()),
 		Header:      func(name string) string { return c.Get(name) },
-		Body:        c.Body(),
+		Body:        s.signedBody(c), // the upload's is not held: conversions.go
 		Admit:       s.admit,
 	})
 	if err != nil {

@@ -64,22 +64,26 @@ type Options struct {
 	Gateway CertificateGateway
 	// Lookups, when set, serves consents, per-matter lookups and materials.
 	Lookups *Lookups
+	// Conversions, when set, serves stock-license conversion jobs
+	// (conversions.go); its upload is streamed, outside server.body_limit.
+	Conversions *Conversions
 }
 
 // Server is the hub's HTTP server.
 type Server struct {
-	app      *fiber.App
-	log      *slog.Logger
-	cfg      config.Server
-	backends []Backend
-	metrics  *httpMetrics
-	version  string
-	auth     *auth.Authenticator
-	limiter  *auth.Limiter
-	audit    AuditTrail
-	library  LicenseLibrary
-	gateway  CertificateGateway
-	lookups  *Lookups
+	app         *fiber.App
+	log         *slog.Logger
+	cfg         config.Server
+	backends    []Backend
+	metrics     *httpMetrics
+	version     string
+	auth        *auth.Authenticator
+	limiter     *auth.Limiter
+	audit       AuditTrail
+	library     LicenseLibrary
+	gateway     CertificateGateway
+	lookups     *Lookups
+	conversions *Conversions
 }
 
 const headerRequestID = "X-Request-Id"
@@ -98,7 +102,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{log: o.Logger, cfg: o.Config, backends: o.Backends, version: o.Version,
 		metrics: newHTTPMetrics(o.Registry), auth: o.Auth, limiter: o.Limiter, audit: o.Audit,
-		library: o.Library, gateway: o.Gateway, lookups: o.Lookups}
+		library: o.Library, gateway: o.Gateway, lookups: o.Lookups, conversions: o.Conversions}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "licensehub",
 		BodyLimit:             int(o.Config.BodyLimit),
@@ -159,6 +163,9 @@ func New(o Options) *Server {
 	if o.Lookups != nil {
 		s.mountLookups()
 	}
+	if o.Conversions != nil {
+		s.mountConversions()
+	}
 	return s
 }
 
@@ -204,6 +211,9 @@ const maxDrain = 64 << 20
 // limitBody enforces server.body_limit on every request, including chunked
 // ones whose size is unknown until read.
 func (s *Server) limitBody(c *fiber.Ctx) error {
+	if s.isUpload(c) {
+		return s.passUpload(c) // conversion.max_upload instead, streamed
+	}
 	req := c.Request()
 	limit := int64(s.cfg.BodyLimit)
 	stream := req.BodyStream()

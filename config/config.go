@@ -28,17 +28,39 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// DataDir holds the embedded filesystem object store when no MinIO is
 	// configured.
-	DataDir  string   `yaml:"data_dir"`
-	MinIO    MinIO    `yaml:"minio"`
-	Redis    Redis    `yaml:"redis"`
-	Signing  Signing  `yaml:"signing"`
-	Auth     Auth     `yaml:"auth"`
-	Audit    Audit    `yaml:"audit"`
-	Catalog  Catalog  `yaml:"catalog"`
-	Library  Library  `yaml:"library"`
-	Adapters Adapters `yaml:"adapters"`
-	Lookup   Lookup   `yaml:"lookup"`
-	Demo     Demo     `yaml:"demo"`
+	DataDir    string     `yaml:"data_dir"`
+	MinIO      MinIO      `yaml:"minio"`
+	Redis      Redis      `yaml:"redis"`
+	Signing    Signing    `yaml:"signing"`
+	Auth       Auth       `yaml:"auth"`
+	Audit      Audit      `yaml:"audit"`
+	Catalog    Catalog    `yaml:"catalog"`
+	Library    Library    `yaml:"library"`
+	Adapters   Adapters   `yaml:"adapters"`
+	Lookup     Lookup     `yaml:"lookup"`
+	Conversion Conversion `yaml:"conversion"`
+	Demo       Demo       `yaml:"demo"`
+}
+
+// Conversion configures stock-license conversion (存量证照): legacy
+// registers turned into signed licenses in bulk by background jobs.
+type Conversion struct {
+	// MappingsDir holds one YAML mapping per legacy source.
+	MappingsDir string `yaml:"mappings_dir"`
+	// Workers push one job's rows to the library concurrently.
+	Workers int `yaml:"workers"`
+	// CheckpointRows and CheckpointEvery: a job checkpoints its progress to
+	// the object store after this many rows or this long, whichever first.
+	CheckpointRows  int      `yaml:"checkpoint_rows"`
+	CheckpointEvery Duration `yaml:"checkpoint_every"`
+	// LeaseTTL is how long a job's lease (one runner per job across hub
+	// instances) lasts unless renewed; a crashed instance's jobs are taken
+	// over after it.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Poll is how often an instance looks for queued jobs.
+	Poll Duration `yaml:"poll"`
+	// MaxUpload bounds an uploaded source file (POST /v1/conversions).
+	MaxUpload ByteSize `yaml:"max_upload"`
 }
 
 // Lookup configures the once-only lookups.
@@ -188,6 +210,9 @@ func Default() Config {
 		Catalog: Catalog{Dir: "configs/catalog"},
 		Library: Library{SweepInterval: Duration(time.Hour)},
 		Lookup:  Lookup{MattersFile: "configs/matters.yaml", AccessCodeTTL: Duration(10 * time.Minute), UseTTL: Duration(24 * time.Hour)},
+		Conversion: Conversion{MappingsDir: "configs/conversion", Workers: 16, CheckpointRows: 1000,
+			CheckpointEvery: Duration(2 * time.Second), LeaseTTL: Duration(30 * time.Second), Poll: Duration(2 * time.Second),
+			MaxUpload: 2 << 30},
 		Adapters: Adapters{CertificateValidity: Duration(72 * time.Hour),
 			PublicSecurity: defaultUpstream(), SocialSecurity: defaultUpstream(), Tax: defaultUpstream()},
 		Demo: Demo{Enabled: true},
@@ -428,6 +453,7 @@ func (c *Config) Validate() []Problem {
 		{"redis.timeout", c.Redis.Timeout}, {"auth.max_skew", c.Auth.MaxSkew},
 		{"audit.seal_interval", c.Audit.SealInterval}, {"library.sweep_interval", c.Library.SweepInterval},
 		{"lookup.access_code_ttl", c.Lookup.AccessCodeTTL}, {"lookup.use_ttl", c.Lookup.UseTTL},
+		{"conversion.checkpoint_every", c.Conversion.CheckpointEvery}, {"conversion.poll", c.Conversion.Poll},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -484,6 +510,7 @@ func (c *Config) Validate() []Problem {
 	if strings.TrimSpace(c.Auth.MembersFile) == "" {
 		bad("auth.members_file", "is required: the registry of member systems")
 	}
+	c.Conversion.validate(bad)
 	if !c.Demo.Enabled && len(c.Audit.HolderKey) < 32 {
 		bad("audit.holder_key", "must be at least 32 characters outside demo mode (it keys the holder-code hashes in the audit trail)")
 	}
@@ -610,6 +637,24 @@ func (c *Config) Dump() string {
 	enc.SetIndent(2)
 	_ = enc.Encode(c)
 	return buf.String()
+}
+
+func (v Conversion) validate(bad func(key, format string, args ...any)) {
+	if strings.TrimSpace(v.MappingsDir) == "" {
+		bad("conversion.mappings_dir", "is required: the legacy sources' mappings live there")
+	}
+	if v.Workers < 1 || v.Workers > 1024 {
+		bad("conversion.workers", "must be 1..1024, got %d", v.Workers)
+	}
+	if v.CheckpointRows < 1 || v.CheckpointRows > 1_000_000 {
+		bad("conversion.checkpoint_rows", "must be 1..1000000, got %d", v.CheckpointRows)
+	}
+	if v.LeaseTTL < Duration(time.Second) {
+		bad("conversion.lease_ttl", "must be at least 1s, got %s", v.LeaseTTL)
+	}
+	if v.MaxUpload < 1024 || v.MaxUpload > 1<<40 {
+		bad("conversion.max_upload", "must be between 1KiB and 1024GiB, got %s", v.MaxUpload)
+	}
 }
 
 func (u Upstream) validate(key string, bad func(key, format string, args ...any)) {

@@ -36,6 +36,9 @@ type demoFiles struct {
 	Bundle      string // the public keys, for offline verification
 	PubKey      string // the demo authority's public key (PEM), for OpenSSL
 	Identifier  string
+	// Register is a legacy business register (GB18030 CSV) for the
+	// conversion steps, read with the mapping demoMapping.
+	Register string
 }
 
 // ensureDemoKeys gives the demo authority and the hub itself a key unless
@@ -111,13 +114,18 @@ func seedDemo(ctx context.Context, lib *license.Library, ring *signing.Keyring, 
 		Bundle:      filepath.Join(dir, "keys-bundle.json"),
 		PubKey:      filepath.Join(dir, "authority.pub.pem"),
 		Identifier:  out.Identifier,
+		Register:    filepath.Join(dir, "legacy-register.csv"),
+	}
+	register, err := legacyRegister()
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	for path, content := range map[string][]byte{
 		files.License: out.Document, files.PushRequest: append(next, '\n'), files.Bundle: append(bundle, '\n'),
-		files.PubKey: []byte(signer.Key().PublicKeyPEM),
+		files.PubKey: []byte(signer.Key().PublicKeyPEM), files.Register: register,
 	} {
 		if err := os.WriteFile(path, content, 0o644); err != nil {
 			return nil, err

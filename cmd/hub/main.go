@@ -64,6 +64,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	log := logging.New(stdout, cfg.Log.Level, cfg.Log.Format)
 	if err := serve(ctx, cfg, log, nil); err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "hub: %s: %v\n", orDefaults(path), err)
+			return 2
+		}
 		log.Error("hub stopped with an error", "error", err.Error())
 		return 1
 	}
@@ -125,6 +130,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		return err
 	}
 
+	conv, conversions, err := openConversions(cfg, b, cat, lib, trail.InstanceID(), log)
+	if err != nil {
+		return err
+	}
+
 	var demo *demoFiles
 	if cfg.Demo.Enabled {
 		if demo, err = seedDemo(ctx, lib, ring, cfg.DataDir); err != nil {
@@ -150,9 +160,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		}
 	}()
 
+	// Conversion jobs queued by any instance run here too, one runner per
+	// job (a lease); stopped, checkpointed, before the stores close.
+	convertCtx, stopRunner := context.WithCancel(context.Background())
+	converted := make(chan struct{})
+	go func() { defer close(converted); conv.Serve(convertCtx, cfg.Conversion.Poll.D()) }()
+	defer func() { stopRunner(); <-converted }()
+
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
 		Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Auth: authn, Limiter: limiter, Audit: trail,
-		Catalog: cat, Library: lib, Gateway: gateway, Lookups: lookups})
+		Catalog: cat, Library: lib, Gateway: gateway, Lookups: lookups, Conversions: conversions})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
@@ -166,6 +183,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	if cfg.Demo.Enabled {
 		printNextSteps(os.Stderr, addr, b)
 		printDemoSteps(os.Stderr, "http://"+addr, keyCfg.dir, simURL, demo)
+		printConversionSteps(os.Stderr, "http://"+addr, demo)
 	}
 	if ready != nil {
 		ready <- addr

@@ -98,7 +98,8 @@ func TestEmbeddedProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
-		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"))
+		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"),
+		"HUB_CONVERSION_MAPPINGS_DIR="+filepath.Join(filepath.Dir(members), "conversion"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +136,15 @@ func TestEmbeddedProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "Try:") || !strings.Contains(logs, "EMBEDDED MODE") {
 		t.Errorf("embedded mode not announced loudly with next steps:\nstderr: %s\nlogs: %s", stderr.String(), logs)
+	}
+	// The demo's legacy register is written and its conversion is among the steps.
+	register := filepath.Join(dataDir, "demo", "legacy-register.csv")
+	if fi, err := os.Stat(register); err != nil || fi.Size() == 0 {
+		t.Errorf("demo register: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "hubctl convert --mapping "+demoMapping+" "+register) ||
+		!strings.Contains(stderr.String(), "/v1/conversions?mapping="+demoMapping) {
+		t.Errorf("next steps do not show the conversion of %s:\n%s", register, stderr.String())
 	}
 }
 
@@ -193,6 +203,7 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 	cfg.Auth.MembersFile = writeMembers(t)
 	cfg.Catalog.Dir = filepath.Join("..", "..", "configs", "catalog")
 	cfg.Lookup.MattersFile = filepath.Join("..", "..", "configs", "matters.yaml")
+	cfg.Conversion.MappingsDir = filepath.Join("..", "..", "configs", "conversion")
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -297,6 +308,7 @@ func TestKilledRightAfterAnswering(t *testing.T) {
 	}
 	env := append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
 		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"),
+		"HUB_CONVERSION_MAPPINGS_DIR="+filepath.Join(filepath.Dir(members), "conversion"),
 		"HUB_AUDIT_SEAL_INTERVAL=1h") // nothing is sealed while the first process lives
 	start := func() (*exec.Cmd, string) {
 		cmd := exec.Command(bin)
