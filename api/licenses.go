@@ -134,7 +134,10 @@ type licenseView struct {
 	SupersededBy      string                 `json:"superseded_by,omitempty"`
 	Versions          []string               `json:"versions"`
 	History           []license.StatusChange `json:"history"`
-	Document          json.RawMessage        `json:"document"`
+	// Provenance of a license received from the provincial platform (a
+	// stock conversion's is inside the document).
+	Provenance *license.Provenance `json:"provenance,omitempty"`
+	Document   json.RawMessage     `json:"document"`
 }
 
 func (s *Server) getLicense(c *fiber.Ctx) error {
@@ -155,7 +158,7 @@ func (s *Server) getLicense(c *fiber.Ctx) error {
 	}
 	return c.JSON(licenseView{Identifier: r.Identifier, Status: r.Status, StatusName: r.StatusName,
 		StatusDescription: r.StatusDescription, Previous: r.Previous, SupersededBy: r.SupersededBy,
-		Versions: nonNil(r.Versions), History: nonNil(r.History), Document: r.Document})
+		Versions: nonNil(r.Versions), History: nonNil(r.History), Provenance: r.Provenance, Document: r.Document})
 }
 
 func (s *Server) licenseVersions(c *fiber.Ctx) error {

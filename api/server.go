@@ -67,6 +67,12 @@ type Options struct {
 	// Conversions, when set, serves stock-license conversion jobs
 	// (conversions.go); its upload is streamed, outside server.body_limit.
 	Conversions *Conversions
+	// Inbound, when set, serves POST /v1/exchange/inbound (the provincial
+	// platform's envelopes; exchange.NewInbound).
+	Inbound InboundReceiver
+	// Exchange, when set, serves the provincial platform's change feed and
+	// reconciliation digest (exchange.go).
+	Exchange *Exchange
 }
 
 // Server is the hub's HTTP server.
@@ -165,6 +171,12 @@ func New(o Options) *Server {
 	}
 	if o.Conversions != nil {
 		s.mountConversions()
+	}
+	if o.Exchange != nil {
+		s.mountExchange(o.Exchange)
+	}
+	if o.Inbound != nil {
+		s.mountInbound(o.Inbound)
 	}
 	return s
 }

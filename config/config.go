@@ -39,7 +39,41 @@ type Config struct {
 	Adapters   Adapters   `yaml:"adapters"`
 	Lookup     Lookup     `yaml:"lookup"`
 	Conversion Conversion `yaml:"conversion"`
+	Exchange   Exchange   `yaml:"exchange"`
 	Demo       Demo       `yaml:"demo"`
+}
+
+// Exchange configures the exchange with the provincial platform (全省通办):
+// outbound delivery of every license event, the pull feed, reconciliation
+// and the inbound endpoint.
+type Exchange struct {
+	// Enabled starts outbound delivery (one delivering instance at a time).
+	// The feed and reconcile routes are served either way.
+	Enabled bool `yaml:"enabled"`
+	// ProvinceURL is the provincial platform's base URL: events are POSTed
+	// to ProvinceURL + "/v1/events"; reconciliation reads
+	// ProvinceURL + "/v1/reconcile".
+	ProvinceURL string `yaml:"province_url"`
+	// ProvinceKeys is the path of the province's signing.Bundle JSON
+	// (verifies inbound envelopes).
+	ProvinceKeys string `yaml:"province_keys"`
+	// ProvinceApp is the member app ID of the provincial platform (the only
+	// app allowed to post inbound envelopes).
+	ProvinceApp string `yaml:"province_app"`
+	// Concurrency is the number of delivery lanes (licenses delivered in
+	// parallel; one license's events stay in order).
+	Concurrency int `yaml:"concurrency"`
+	// MaxAttempts per event before it is dead-lettered.
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxRetryAfter caps how long a province's Retry-After is honoured.
+	MaxRetryAfter Duration `yaml:"max_retry_after"`
+	// Timeout bounds one HTTP attempt to the province.
+	Timeout Duration `yaml:"timeout"`
+	// LeaseTTL is the delivery lease: a crashed leader is replaced after it.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// FeedSettle: the pull feed serves only outbox objects older than this,
+	// so a cursor never skips an object written late.
+	FeedSettle Duration `yaml:"feed_settle"`
 }
 
 // Conversion configures stock-license conversion (存量证照): legacy
@@ -215,6 +249,9 @@ func Default() Config {
 			MaxUpload: 2 << 30},
 		Adapters: Adapters{CertificateValidity: Duration(72 * time.Hour),
 			PublicSecurity: defaultUpstream(), SocialSecurity: defaultUpstream(), Tax: defaultUpstream()},
+		Exchange: Exchange{ProvinceApp: "province", Concurrency: 16, MaxAttempts: 8,
+			MaxRetryAfter: Duration(60 * time.Second), Timeout: Duration(10 * time.Second),
+			LeaseTTL: Duration(30 * time.Second), FeedSettle: Duration(15 * time.Second)},
 		Demo: Demo{Enabled: true},
 	}
 }
@@ -511,6 +548,7 @@ func (c *Config) Validate() []Problem {
 		bad("auth.members_file", "is required: the registry of member systems")
 	}
 	c.Conversion.validate(bad)
+	c.Exchange.validate(bad)
 	if !c.Demo.Enabled && len(c.Audit.HolderKey) < 32 {
 		bad("audit.holder_key", "must be at least 32 characters outside demo mode (it keys the holder-code hashes in the audit trail)")
 	}
@@ -654,6 +692,36 @@ func (v Conversion) validate(bad func(key, format string, args ...any)) {
 	}
 	if v.MaxUpload < 1024 || v.MaxUpload > 1<<40 {
 		bad("conversion.max_upload", "must be between 1KiB and 1024GiB, got %s", v.MaxUpload)
+	}
+}
+
+func (v Exchange) validate(bad func(key, format string, args ...any)) {
+	if v.Enabled || v.ProvinceURL != "" {
+		if v.ProvinceURL == "" {
+			bad("exchange.province_url", "is required when exchange.enabled is true (an absolute http(s) URL)")
+		} else if err := checkURL(v.ProvinceURL, "http", "https"); err != nil {
+			bad("exchange.province_url", "%v", err)
+		}
+	}
+	if strings.TrimSpace(v.ProvinceApp) == "" {
+		bad("exchange.province_app", "is required: the provincial platform's member app ID")
+	}
+	if v.Concurrency < 1 || v.Concurrency > 1024 {
+		bad("exchange.concurrency", "must be 1..1024, got %d", v.Concurrency)
+	}
+	if v.MaxAttempts < 1 || v.MaxAttempts > 100 {
+		bad("exchange.max_attempts", "must be 1..100, got %d", v.MaxAttempts)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"exchange.max_retry_after", v.MaxRetryAfter}, {"exchange.timeout", v.Timeout}, {"exchange.feed_settle", v.FeedSettle}} {
+		if d.v <= 0 {
+			bad(d.key, "must be a positive duration, got %s", d.v)
+		}
+	}
+	if v.LeaseTTL < Duration(time.Second) {
+		bad("exchange.lease_ttl", "must be at least 1s, got %s", v.LeaseTTL)
 	}
 }
 

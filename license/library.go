@@ -137,6 +137,12 @@ type Record struct {
 	SupersededBy      string   // identifier of the version that replaced this one
 	Versions          []string // identifiers of every version, oldest first
 	History           []StatusChange
+	// Provenance is set for a foreign license (Kind ProvenanceProvince:
+	// issued elsewhere in the province, received from the provincial
+	// platform, read-only here). Its document is signed by its own
+	// authority, so the provenance comes from the stored object's
+	// metadata, not from the signed body.
+	Provenance *Provenance
 }
 
 // StatusChange is one signed status record.
@@ -150,6 +156,12 @@ type StatusChange struct {
 	App          string `json:"app,omitempty"`
 	At           string `json:"at"` // RFC 3339 UTC, whole seconds
 	SupersededBy string `json:"superseded_by,omitempty"`
+	// Provenance is ProvenanceProvince for a foreign license's record: its
+	// Document is then the province-signed exchange envelope (verify it
+	// against the province's key, not the issuing authority's), App the
+	// sending platform and EventID the exchange event.
+	Provenance string `json:"provenance,omitempty"`
+	EventID    string `json:"event_id,omitempty"`
 	// Document is the stored signed record.
 	Document []byte `json:"-"`
 }

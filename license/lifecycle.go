@@ -71,6 +71,9 @@ func (l *Library) ChangeStatus(ctx context.Context, identifier, op, reason, app 
 
 func (l *Library) appendStatus(ctx context.Context, s *stored, op, reason, app, supersededBy string) (*StatusChange, error) {
 	id := s.lic.Identifier
+	if s.foreign != nil {
+		return nil, foreignLicenseError(id) // its changes come from the province (ApplyForeignStatus)
+	}
 	for attempt := 0; attempt < 16; attempt++ {
 		recs, err := l.statusRecords(ctx, id, false)
 		if err != nil {
@@ -196,6 +199,9 @@ func (l *Library) NewVersion(ctx context.Context, identifier string, req Version
 	old, err := l.loadLicense(ctx, identifier)
 	if err != nil {
 		return nil, err
+	}
+	if old.foreign != nil {
+		return nil, foreignLicenseError(identifier)
 	}
 	switch {
 	case req.TypeCode != pid.TypeCode:

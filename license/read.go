@@ -18,6 +18,9 @@ type stored struct {
 	doc    []byte
 	op     string
 	signed time.Time
+	// foreign is the provenance of a foreign license (object metadata);
+	// nil for a license of this city.
+	foreign *Provenance
 }
 
 func parseID(id string) (ident.Identifier, error) {
@@ -45,7 +48,7 @@ func parseStored(raw []byte, info licensehub.ObjectInfo) (*stored, error) {
 	if err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "stored license %s is unreadable", info.Key)
 	}
-	s := &stored{doc: raw, op: info.Metadata[metaOp]}
+	s := &stored{doc: raw, op: info.Metadata[metaOp], foreign: foreignOf(info.Metadata)}
 	if err := json.Unmarshal(d.Body, &s.lic); err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "stored license %s has a bad body", info.Key)
 	}
@@ -111,9 +114,21 @@ func (l *Library) readStatus(ctx context.Context, id string, seq int) (*StatusCh
 	if err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "status record %s is unreadable", statusKey(id, seq))
 	}
+	// A foreign license's records are the province's envelopes (they have
+	// a type; the hub's own records do not). Either kind must be about
+	// this license and seq.
+	var probe struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(d.Body, &probe) == nil && probe.Type == foreignEventType {
+		return foreignStatusChange(id, seq, raw)
+	}
 	var rec StatusChange
 	if err := json.Unmarshal(d.Body, &rec); err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "status record %s has a bad body", statusKey(id, seq))
+	}
+	if rec.Identifier != id || rec.Seq != seq || rec.Provenance != "" {
+		return nil, licensehub.Errorf(licensehub.EINTERNAL, "status record %s is about %s seq %d", statusKey(id, seq), rec.Identifier, rec.Seq)
 	}
 	rec.Document = raw
 	return &rec, nil
@@ -156,7 +171,7 @@ func (l *Library) Get(ctx context.Context, identifier string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if last := versions[len(versions)-1]; last != identifier && by == "" {
+	if last := versions[len(versions)-1]; last != identifier && by == "" && s.foreign == nil {
 		// A later version exists but the supersede record is missing (a
 		// crash between the two writes of NewVersion): complete it.
 		next, _ := pid.Next()
@@ -172,7 +187,7 @@ func (l *Library) Get(ctx context.Context, identifier string) (*Record, error) {
 	}
 	r := &Record{Identifier: identifier, Document: s.doc, License: &s.lic, Status: st,
 		StatusName: statusName(st, by), Previous: s.lic.Previous, SupersededBy: by,
-		Versions: versions, History: recs}
+		Versions: versions, History: recs, Provenance: s.foreign}
 	if r.History == nil {
 		r.History = []StatusChange{}
 	}
@@ -189,6 +204,8 @@ func (l *Library) repairEntry(ctx context.Context, s *stored, st Status, seq int
 	id := s.lic.Identifier
 	e, err := l.kvGetEntry(ctx, id)
 	switch {
+	case isCode(err, licensehub.ENOTFOUND) && s.foreign != nil:
+		return l.indexForeign(ctx, s, st, seq, by) // no outbound event: it came from the province
 	case isCode(err, licensehub.ENOTFOUND):
 		return l.indexNew(ctx, &s.lic, serialOf(s.lic.Number), s.op, s.signed, st, seq, by)
 	case err != nil:

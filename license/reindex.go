@@ -95,7 +95,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 			report("%s: identifier %q does not match the key", key, id)
 			return nil
 		}
-		it := &item{s: &stored{lic: s.lic, op: s.op, signed: s.signed}, serial: pid.Serial, pid: pid}
+		it := &item{s: &stored{lic: s.lic, op: s.op, signed: s.signed, foreign: s.foreign}, serial: pid.Serial, pid: pid}
 		if seq := lastSeq[id]; seq > 0 {
 			rec, err := l.readStatus(ctx, id, seq)
 			if err != nil {
@@ -121,8 +121,8 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 	// between its two writes).
 	for id, it := range items {
 		prev := items[it.s.lic.Previous]
-		if prev == nil {
-			continue
+		if prev == nil || it.s.foreign != nil || prev.s.foreign != nil {
+			continue // foreign versions are superseded by the province's own events
 		}
 		if _, _, by := current(prev.status); by == id {
 			continue
@@ -158,8 +158,9 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 		it := items[id]
 		lic := &it.s.lic
 		st, seq, by := current(it.status)
+		foreign := it.s.foreign != nil // came from the province: no outbound events, no expiry sweep
 		// Missing outbox events of the license and of its last change.
-		if !outbox[eventID(id, it.s.op, 0)] {
+		if !foreign && !outbox[eventID(id, it.s.op, 0)] {
 			err := l.emit(ctx, it.s.signed, id, it.s.op, 0, map[string]any{
 				"op": it.s.op, "identifier": id, "type_code": lic.TypeCode, "authority": lic.Issuer.Code,
 				"number": lic.Number, "version": lic.Version, "previous": lic.Previous,
@@ -172,7 +173,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 			repairs++
 			mu.Unlock()
 		}
-		if len(it.status) > 0 {
+		if len(it.status) > 0 && !foreign {
 			rec := it.status[0]
 			at, _ := time.Parse(signing.SignedAtLayout, rec.At)
 			if !outbox[eventID(id, rec.Op, rec.Seq)] {
@@ -195,7 +196,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 			},
 			func() error {
 				score, ok := expiryScore(lic.ValidUntil)
-				if ok && (st == StatusValid || st == StatusSuspended) {
+				if ok && !foreign && (st == StatusValid || st == StatusSuspended) {
 					return l.kvDo(ctx, func(c context.Context) error { return l.cfg.KV.ZAdd(c, kvExpiry, score, id) })
 				}
 				return l.kvDo(ctx, func(c context.Context) error { return l.cfg.KV.ZRem(c, kvExpiry, id) })

@@ -13,6 +13,19 @@
 //	idempotency/<app>/<hex SM3 of key>.json  {digest, natural, app, at} (create-only)
 //	attachments/sm3/<hex SM3>             attachment bytes, content-addressed (create-only)
 //	outbox/<yyyymmddThhmmssZ>-<identifier>-<op>[-<seq>].json  exchange event (create-only)
+//	exchange/inbound/held/<identifier>/<seq %06d>.json  province status change waiting for its predecessors (create-only; removed once applied)
+//
+// Foreign licenses (issued elsewhere in the province, Import): the same
+// licenses/<identifier>.json, holding the document as its own authority
+// signed it, with metadata foreign=province, foreign-source (sender) and
+// foreign-event (event ID) besides digest and op; their status records
+// status/<identifier>/<seq>.json hold the province-signed exchange
+// envelope (body type licensehub.exchange.event; verify against the
+// province's key) and are written only by ApplyForeignStatus, in seq
+// order. They are indexed like local licenses (holder set, natural key,
+// lic:id last) but emit no outbox event and get no lic:expiry entry (the
+// province sends their expiry); ChangeStatus and NewVersion refuse them
+// (ECONFLICT, reason foreign_license).
 //
 // KV layout (all rebuildable):
 //

@@ -167,9 +167,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	go func() { defer close(converted); conv.Serve(convertCtx, cfg.Conversion.Poll.D()) }()
 	defer func() { stopRunner(); <-converted }()
 
+	// The exchange with the provincial platform: feed and reconcile routes
+	// always; delivery (one leader across instances) when enabled, stopped
+	// before the stores close.
+	hx, err := openExchange(ctx, cfg, b, cat, lib, ring, reg, log)
+	if err != nil {
+		return err
+	}
+	stopDelivery := hx.run()
+	defer stopDelivery()
+
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
 		Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Auth: authn, Limiter: limiter, Audit: trail,
-		Catalog: cat, Library: lib, Gateway: gateway, Lookups: lookups, Conversions: conversions})
+		Catalog: cat, Library: lib, Gateway: gateway, Lookups: lookups, Conversions: conversions, Exchange: hx.routes, Inbound: hx.inboundRoute()})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)

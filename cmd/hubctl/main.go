@@ -11,6 +11,10 @@
 //	hubctl usage HOLDER_CODE                  who used a holder's licenses (as a citizen-facing app)
 //	hubctl push FILE [--idempotency-key K]    push a license (as an issuing department)
 //	hubctl reindex [--config FILE]            rebuild the Redis indexes from the object store
+//	hubctl convert --mapping M FILE           convert a legacy register into licenses (resumable; --dry-run)
+//	hubctl convert rejects|status JOBID       a conversion's rejected rows (CSV) or state
+//	hubctl exchange dlq list|replay [--event ID]... [--all]   dead-lettered exchange events (in process)
+//	hubctl exchange reconcile --date D        compare a day with the province, re-send what it lacks
 //	hubctl certify KIND k=v... [--matter M]   a certificate derived from an upstream system
 //	hubctl adapters                           upstream breaker state, error rate and latency
 //	hubctl version
@@ -60,6 +64,8 @@ var commands = map[string]command{
 	"materials": {"every material a matter needs, gathered at once (as an approval system)", cmdMaterials},
 	"push":      {"push a license as an issuing department (HUBCTL_APP_ID/HUBCTL_SECRET)", cmdPush},
 	"reindex":   {"rebuild the Redis indexes of the license library from the object store", cmdReindex},
+	"convert":   {"convert a legacy license register into signed licenses (存量证照), resumably", cmdConvert},
+	"exchange":  {"the provincial exchange: dead letters (list, replay) and daily reconciliation", cmdExchange},
 	"usage":     {"who used a holder's licenses (as a citizen-facing app)", cmdUsage},
 	"version": {"print hubctl's version", func(_ context.Context, g *globals, _ []string) error {
 		fmt.Fprintln(g.stdout, "licensehub hubctl", version)

@@ -1,0 +1,1123 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/signing"
+)
+
+// Outbound delivery.
+//
+// One Deliverer at a time leads (KV lease LeaseKey, renewed every TTL/3,
+// released on stop). The leader reads license.OutboxStream after its
+// cursor (KV CursorKey, checkpointed to the object CursorObject), loads
+// each entry's outbox object and hands every event to a lane chosen by
+// its license (hash(identifier) % Concurrency): a lane delivers in order,
+// lanes run concurrently. The cursor only moves past entries whose events
+// are all delivered or dead-lettered (a low watermark), so a leader killed
+// mid-delivery loses nothing: the next one re-sends what was not
+// confirmed, and the receiver deduplicates on the event ID.
+//
+// Each event is POSTed as an envelope to ProvinceURL + "/v1/events":
+// retried with backoff (go-retryablehttp; Retry-After honoured up to
+// MaxRetryAfter), through a circuit breaker (gobreaker) in the transport.
+// While the breaker is open no request is made and no attempt is counted.
+// A 4xx other than 408/429 dead-letters at once; MaxAttempts attempts
+// without success dead-letter too. A dead letter is the object
+// exchange/dlq/<hex sm3(event id)>.json (create-only) plus the member in
+// KV set DLQKey; the license is then blocked (KV "exchange:blocked:<id>")
+// and its later events are dead-lettered behind it (reason blocked_behind)
+// until Replay re-delivers them in order.
+//
+// When the KV cursor is missing but the checkpoint object exists (Redis
+// was lost), the leader re-announces the outbox objects written since the
+// checkpoint (less a margin) on the stream and starts from its beginning.
+const (
+	LeaseKey     = "exchange:deliver"
+	CursorKey    = "exchange:cursor"
+	CursorObject = "exchange/cursor.json"
+	DLQKey       = "exchange:dlq"
+	DLQPrefix    = "exchange/dlq/"
+	blockedKey   = "exchange:blocked:"
+
+	// Dead-letter reasons.
+	ReasonRejected      = "rejected"       // the province answered 4xx (not 408/429)
+	ReasonMaxAttempts   = "max_attempts"   // MaxAttempts attempts failed
+	ReasonBlockedBehind = "blocked_behind" // an earlier event of the license is dead-lettered
+	ReasonUnbuildable   = "unbuildable"    // the license cannot be read to build the envelope
+
+	recoveryMargin = 2 * time.Minute
+)
+
+// LicenseReader reads a license and its metadata (license.Library).
+type LicenseReader interface {
+	Get(ctx context.Context, identifier string) (*license.Record, error)
+}
+
+// DeliverConfig configures a Deliverer. Objects, KV, Licenses, Signers,
+// Authority and ProvinceURL are required; zero values take the defaults
+// noted.
+type DeliverConfig struct {
+	Objects     licensehub.ObjectStore
+	KV          licensehub.KV
+	Licenses    LicenseReader
+	Signers     signing.SignerSource
+	Authority   string // the hub's authority code: sender and signing key
+	ProvinceURL string // events go to ProvinceURL + "/v1/events"
+
+	Concurrency     int           // lanes (16)
+	MaxAttempts     int           // per event before dead-lettering (8)
+	MaxRetryAfter   time.Duration // cap on Retry-After (60s)
+	Timeout         time.Duration // per HTTP attempt (10s)
+	LeaseTTL        time.Duration // 30s
+	MinBackoff      time.Duration // 200ms
+	MaxBackoff      time.Duration // 30s
+	BreakerFailures uint32        // consecutive failures that open the breaker (5)
+	BreakerOpenFor  time.Duration // 30s
+	Poll            time.Duration // how often to look for the lease and new entries (500ms)
+	CheckpointEvery time.Duration // cursor object checkpoint (5s)
+	OpTimeout       time.Duration // per object store / KV call (10s)
+
+	Clock      func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Transport  http.RoundTripper // nil: a clone of http.DefaultTransport
+}
+
+// Deliverer delivers the outbox to the province. Run it on every
+// instance; one leads at a time.
+type Deliverer struct {
+	cfg   DeliverConfig
+	url   string
+	log   *slog.Logger
+	rc    *retryablehttp.Client
+	cb    *gobreaker.CircuitBreaker[*http.Response]
+	m     *delivererMetrics
+	owner string
+}
+
+// NewDeliverer checks cfg and builds a Deliverer.
+func NewDeliverer(cfg DeliverConfig) (*Deliverer, error) {
+	switch {
+	case cfg.Objects == nil || cfg.KV == nil:
+		return nil, licensehub.FieldError(licensehub.EINVALID, "Objects", "exchange: a deliverer needs an object store and a KV")
+	case cfg.Licenses == nil || cfg.Signers == nil:
+		return nil, licensehub.FieldError(licensehub.EINVALID, "Licenses", "exchange: a deliverer needs the license library and the signers")
+	case cfg.Authority == "":
+		return nil, licensehub.FieldError(licensehub.EINVALID, "signing.hub_authority", "exchange: the hub authority is required")
+	case !strings.HasPrefix(cfg.ProvinceURL, "http://") && !strings.HasPrefix(cfg.ProvinceURL, "https://"):
+		return nil, licensehub.FieldError(licensehub.EINVALID, "exchange.province_url", "exchange: province URL %q must be an absolute http(s) URL", cfg.ProvinceURL)
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.MaxRetryAfter, 60*time.Second)
+	def(&cfg.Timeout, 10*time.Second)
+	def(&cfg.LeaseTTL, 30*time.Second)
+	def(&cfg.MinBackoff, 200*time.Millisecond)
+	def(&cfg.MaxBackoff, 30*time.Second)
+	def(&cfg.BreakerOpenFor, 30*time.Second)
+	def(&cfg.Poll, 500*time.Millisecond)
+	def(&cfg.CheckpointEvery, 5*time.Second)
+	def(&cfg.OpTimeout, 10*time.Second)
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.BreakerFailures == 0 {
+		cfg.BreakerFailures = 5
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m, err := newDelivererMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	var tok [8]byte
+	_, _ = rand.Read(tok[:])
+	d := &Deliverer{cfg: cfg, url: strings.TrimRight(cfg.ProvinceURL, "/") + "/v1/events",
+		log: cfg.Logger.With("component", "exchange.deliver"), m: m, owner: hex.EncodeToString(tok[:])}
+	d.cb = gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{
+		Name:        "province",
+		MaxRequests: 1,
+		Timeout:     cfg.BreakerOpenFor,
+		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= cfg.BreakerFailures },
+		IsExcluded:  func(err error) bool { return errors.Is(err, context.Canceled) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			m.breaker.Set(breakerValue(to))
+			d.log.Warn("exchange: province breaker state changed", "from", from.String(), "to", to.String())
+		},
+	})
+	next := cfg.Transport
+	if next == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.Concurrency
+		tr.ResponseHeaderTimeout = cfg.Timeout
+		next = tr
+	}
+	d.rc = &retryablehttp.Client{
+		HTTPClient:   &http.Client{Transport: &breakerTransport{d: d, next: next}, Timeout: cfg.Timeout},
+		Logger:       nil,
+		RetryWaitMin: cfg.MinBackoff,
+		RetryWaitMax: cfg.MaxBackoff,
+		RetryMax:     cfg.MaxAttempts,
+		CheckRetry:   d.checkRetry,
+		Backoff:      d.backoff,
+		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) { return resp, err },
+	}
+	return d, nil
+}
+
+// ---- metrics ----
+
+type delivererMetrics struct {
+	delivered prometheus.Counter
+	failed    prometheus.Counter
+	dead      *prometheus.CounterVec
+	backlog   prometheus.Gauge
+	breaker   prometheus.Gauge
+}
+
+func newDelivererMetrics(reg prometheus.Registerer) (*delivererMetrics, error) {
+	m := &delivererMetrics{
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "licensehub_exchange_delivered_total",
+			Help: "Exchange events delivered to the provincial platform (2xx)."}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "licensehub_exchange_attempt_failures_total",
+			Help: "Failed HTTP attempts to deliver exchange events."}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "licensehub_exchange_dead_lettered_total",
+			Help: "Exchange events dead-lettered, by reason (rejected, max_attempts, blocked_behind, unbuildable)."}, []string{"reason"}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "licensehub_exchange_backlog",
+			Help: "Outbox stream entries not yet confirmed (after the delivery cursor)."}),
+		breaker: prometheus.NewGauge(prometheus.GaugeOpts{Name: "licensehub_exchange_breaker_state",
+			Help: "The province breaker: 0 closed, 1 half-open, 2 open."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.delivered, m.failed, m.dead, m.backlog, m.breaker} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func breakerValue(s gobreaker.State) float64 {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
+}
+
+// ---- HTTP: retries and breaker ----
+
+type attemptsKey struct{}
+
+// attemptCounter counts the HTTP attempts really made for one event.
+type attemptCounter struct{ n atomic.Int64 }
+
+func counterOf(ctx context.Context) *attemptCounter {
+	c, _ := ctx.Value(attemptsKey{}).(*attemptCounter)
+	return c
+}
+
+type breakerTransport struct {
+	d    *Deliverer
+	next http.RoundTripper
+}
+
+type statusFailure struct{ code int }
+
+func (e statusFailure) Error() string { return "HTTP " + strconv.Itoa(e.code) }
+
+func (t *breakerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.d.cb.Execute(func() (*http.Response, error) {
+		if c := counterOf(r.Context()); c != nil {
+			c.n.Add(1)
+		}
+		resp, err := t.next.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
+			return resp, statusFailure{resp.StatusCode}
+		}
+		return resp, nil
+	})
+	var sf statusFailure
+	if errors.As(err, &sf) {
+		err = nil
+	}
+	return resp, err
+}
+
+func isBreakerOpen(err error) bool {
+	return errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
+}
+
+// retryAfterTooLong: the province asked for a pause longer than the cap;
+// the event waits MaxRetryAfter outside retryablehttp and tries again.
+type retryAfterTooLong struct{ d time.Duration }
+
+func (e *retryAfterTooLong) Error() string { return "province asked to retry after " + e.d.String() }
+
+func (d *Deliverer) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if c := counterOf(ctx); c != nil && c.n.Load() >= int64(d.cfg.MaxAttempts) {
+		return false, err
+	}
+	if err != nil {
+		if isBreakerOpen(err) {
+			return false, err
+		}
+		return true, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Clock()); ok && ra > d.cfg.MaxRetryAfter {
+			return false, nil
+		}
+		return d.cb.State() != gobreaker.StateOpen, nil
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
+		return d.cb.State() != gobreaker.StateOpen, nil
+	}
+	return false, nil
+}
+
+func (d *Deliverer) backoff(minD, maxD time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Clock()); ok {
+			return min(ra, d.cfg.MaxRetryAfter)
+		}
+	}
+	return jitter(minD, maxD, attempt)
+}
+
+func jitter(minD, maxD time.Duration, attempt int) time.Duration {
+	dd := maxD
+	if attempt < 30 {
+		dd = min(maxD, minD<<uint(attempt))
+	}
+	if dd <= 0 {
+		return 0
+	}
+	half := dd / 2
+	return half + time.Duration(mrand.Int64N(int64(dd-half)+1))
+}
+
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		return time.Duration(min(n, 1<<31)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// sendResult is how one event's delivery ended.
+type sendResult struct {
+	delivered bool
+	rejected  bool // 4xx other than 408/429: dead-letter now
+	attempts  int
+	lastErr   string
+}
+
+// send POSTs one envelope until it is delivered, rejected or out of
+// attempts; ctx.Err() when ctx ends first. Breaker-open periods are
+// waited out without counting attempts.
+func (d *Deliverer) send(ctx context.Context, eventID string, body []byte, attempts int) (sendResult, error) {
+	res := sendResult{attempts: attempts}
+	for round := 0; ; round++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if d.cb.State() == gobreaker.StateOpen {
+			if err := sleep(ctx, min(d.cfg.BreakerOpenFor/4+time.Millisecond, time.Second)); err != nil {
+				return res, err
+			}
+			continue
+		}
+		ctr := &attemptCounter{}
+		ctr.n.Store(int64(res.attempts))
+		budget := d.cfg.Timeout*time.Duration(d.cfg.MaxAttempts) + d.cfg.MaxRetryAfter*time.Duration(d.cfg.MaxAttempts) + time.Second
+		rctx, cancel := context.WithTimeout(context.WithValue(ctx, attemptsKey{}, ctr), budget)
+		req, err := retryablehttp.NewRequestWithContext(rctx, http.MethodPost, d.url, body)
+		if err != nil {
+			cancel()
+			return res, licensehub.Wrap(err, licensehub.EINTERNAL, "exchange: building the request")
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Event-ID", eventID)
+		resp, err := d.rc.Do(req)
+		made := int(ctr.n.Load()) - res.attempts
+		res.attempts = int(ctr.n.Load())
+		var retryAfter time.Duration
+		if resp != nil {
+			snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			_ = resp.Body.Close()
+			switch code := resp.StatusCode; {
+			case code >= 200 && code < 300:
+				cancel()
+				res.delivered = true
+				return res, nil
+			case code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests:
+				cancel()
+				res.rejected = true
+				res.lastErr = fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(snippet)))
+				d.m.failed.Add(float64(made))
+				return res, nil
+			default:
+				res.lastErr = fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(snippet)))
+				if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Clock()); ok {
+					retryAfter = min(ra, d.cfg.MaxRetryAfter)
+				}
+			}
+		} else if err != nil && !isBreakerOpen(err) {
+			res.lastErr = err.Error()
+		}
+		cancel()
+		d.m.failed.Add(float64(made))
+		if cerr := ctx.Err(); cerr != nil {
+			return res, cerr
+		}
+		if res.attempts >= d.cfg.MaxAttempts {
+			return res, nil
+		}
+		wait := retryAfter
+		if wait == 0 {
+			wait = jitter(d.cfg.MinBackoff, d.cfg.MaxBackoff, res.attempts)
+		}
+		if made == 0 {
+			wait = min(wait, d.cfg.Poll) // breaker half-open: another lane is probing
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return res, err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// ---- envelopes ----
+
+// envelope builds and signs the envelope of ev.
+func (d *Deliverer) envelope(ctx context.Context, ev OutboxEvent, batch string) ([]byte, error) {
+	e := &Event{Sender: d.cfg.Authority, ID: ev.EventID, License: ev.Identifier, Seq: ev.Seq, Op: ev.Op,
+		Time: ev.At, Batch: batch}
+	if ev.Op == OpCatalog {
+		e.Catalog = ev.Catalog
+	} else {
+		octx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout*3)
+		rec, err := d.cfg.Licenses.Get(octx, ev.Identifier)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		e.Meta = metaOf(rec.License)
+		if isStatusOp(ev.Op) {
+			e.Status = &StatusChange{From: ev.From, To: ev.To, SupersededBy: ev.SupersededBy}
+			for _, h := range rec.History {
+				if h.Seq == ev.Seq {
+					e.Status.Reason = h.Reason
+				}
+			}
+		} else {
+			e.Document = json.RawMessage(rec.Document)
+		}
+	}
+	now := d.cfg.Clock()
+	signer, err := d.cfg.Signers.SignerFor(d.cfg.Authority, now)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+	defer cancel()
+	return Seal(sctx, signer, e, now)
+}
+
+func metaOf(l *license.License) *Meta {
+	if l == nil {
+		return nil
+	}
+	return &Meta{HolderName: l.Holder.Name, HolderCode: l.Holder.Code, HolderCodeType: l.Holder.CodeType,
+		Name: l.Name, Number: l.Number, TypeCode: l.TypeCode, IssueDate: l.IssueDate,
+		Department: l.Issuer.Name, DepartmentCode: l.Issuer.Code, AreaCode: l.AreaCode,
+		Version: l.Version, Previous: l.Previous}
+}
+
+// permanent reports whether building an envelope failed for good.
+func permanent(err error) bool {
+	switch licensehub.ErrorCode(err) {
+	case licensehub.ELICNOTFOUND, licensehub.EINVALID, licensehub.EMALFORMED, licensehub.EKEYNOTFOUND, licensehub.EINTERNAL:
+		return true
+	}
+	return false
+}
+
+// ---- dead letters ----
+
+// DeadLetter is one dead-lettered event (exchange/dlq/<hex sm3(id)>.json).
+type DeadLetter struct {
+	EventID  string      `json:"event_id"`
+	Event    OutboxEvent `json:"event"`
+	Batch    string      `json:"batch"`
+	Reason   string      `json:"reason"`
+	Error    string      `json:"error,omitempty"`
+	Attempts int         `json:"attempts"`
+	Time     string      `json:"time"`
+}
+
+// DLQObject is the dead letter object key of an event ID.
+func DLQObject(eventID string) string { return DLQPrefix + sm3Hex(eventID) + ".json" }
+
+// retryStore runs fn until it succeeds or ctx ends, each call bounded by
+// OpTimeout (a store outage delays delivery; it loses nothing).
+func (d *Deliverer) retryStore(ctx context.Context, what string, fn func(context.Context) error) error {
+	for i := 0; ; i++ {
+		c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+		err := fn(c)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if i%10 == 0 {
+			d.log.WarnContext(ctx, "exchange: store call failed; retrying", "what", what, "err", err.Error())
+		}
+		if err := sleep(ctx, jitter(d.cfg.MinBackoff, 5*time.Second, i)); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *Deliverer) deadLetter(ctx context.Context, ev OutboxEvent, batch, reason, lastErr string, attempts int) error {
+	dl := DeadLetter{EventID: ev.EventID, Event: ev, Batch: batch, Reason: reason, Error: lastErr,
+		Attempts: attempts, Time: d.cfg.Clock().UTC().Format(time.RFC3339Nano)}
+	raw, _ := json.Marshal(dl)
+	key := DLQObject(ev.EventID)
+	if err := d.retryStore(ctx, "dead letter", func(c context.Context) error {
+		_, err := d.cfg.Objects.Create(c, key, bytes.NewReader(raw), int64(len(raw)), licensehub.PutOptions{ContentType: "application/json"})
+		if licensehub.IsCode(err, licensehub.ECONFLICT) {
+			return nil
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := d.retryStore(ctx, "dead letter set", func(c context.Context) error { return d.cfg.KV.SAdd(c, DLQKey, ev.EventID) }); err != nil {
+		return err
+	}
+	if ev.Identifier != "" && reason != ReasonBlockedBehind {
+		if err := d.retryStore(ctx, "block license", func(c context.Context) error {
+			return d.cfg.KV.Set(c, blockedKey+ev.Identifier, []byte(ev.EventID), 0)
+		}); err != nil {
+			return err
+		}
+	}
+	d.m.dead.WithLabelValues(reason).Inc()
+	d.log.WarnContext(ctx, "exchange: event dead-lettered", "event_id", ev.EventID, "reason", reason, "attempts", attempts, "err", lastErr)
+	return nil
+}
+
+// process delivers or dead-letters one event; an error means ctx ended
+// first (the event is then neither).
+func (d *Deliverer) process(ctx context.Context, ev OutboxEvent, batch string) error {
+	if ev.Identifier != "" {
+		var blocked []byte
+		err := d.retryStore(ctx, "blocked check", func(c context.Context) error {
+			v, err := d.cfg.KV.Get(c, blockedKey+ev.Identifier)
+			if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+				return nil
+			}
+			blocked = v
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if blocked != nil && string(blocked) != ev.EventID {
+			return d.deadLetter(ctx, ev, batch, ReasonBlockedBehind, "blocked behind "+string(blocked), 0)
+		}
+	}
+	res, err := d.deliver(ctx, ev, batch, 0)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.delivered:
+		return nil
+	case res.rejected:
+		return d.deadLetter(ctx, ev, batch, ReasonRejected, res.lastErr, res.attempts)
+	case res.lastErr != "" && res.attempts == 0:
+		return d.deadLetter(ctx, ev, batch, ReasonUnbuildable, res.lastErr, 0)
+	}
+	return d.deadLetter(ctx, ev, batch, ReasonMaxAttempts, res.lastErr, res.attempts)
+}
+
+// deliver builds ev's envelope and sends it. An envelope that cannot be
+// built for good gives a result with lastErr and no attempts.
+func (d *Deliverer) deliver(ctx context.Context, ev OutboxEvent, batch string, attempts int) (sendResult, error) {
+	var body []byte
+	for i := 0; ; i++ {
+		var err error
+		body, err = d.envelope(ctx, ev, batch)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return sendResult{}, ctx.Err()
+		}
+		if permanent(err) {
+			return sendResult{lastErr: err.Error()}, nil
+		}
+		d.log.WarnContext(ctx, "exchange: building an envelope failed; retrying", "event_id", ev.EventID, "err", err.Error())
+		if err := sleep(ctx, jitter(d.cfg.MinBackoff, 5*time.Second, i)); err != nil {
+			return sendResult{}, err
+		}
+	}
+	res, err := d.send(ctx, ev.EventID, body, attempts)
+	if err == nil && res.delivered {
+		d.m.delivered.Inc()
+	}
+	return res, err
+}
+
+// DeadLetters lists the dead letters (from the object store, the system
+// of record), ordered by license and seq.
+func (d *Deliverer) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	keys, err := listKeys(ctx, d.cfg.Objects, DLQPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadLetter, 0, len(keys))
+	for _, k := range keys {
+		raw, err := readObject(ctx, d.cfg.Objects, k)
+		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var dl DeadLetter
+		if json.Unmarshal(raw, &dl) != nil || dl.EventID == "" {
+			d.log.WarnContext(ctx, "exchange: unreadable dead letter", "key", k)
+			continue
+		}
+		out = append(out, dl)
+	}
+	sortEvents(out, func(dl DeadLetter) OutboxEvent { return dl.Event })
+	return out, nil
+}
+
+// sortEvents orders by license, then seq (the license itself first), then
+// time, then event ID.
+func sortEvents[T any](s []T, ev func(T) OutboxEvent) {
+	sort.SliceStable(s, func(i, j int) bool {
+		a, b := ev(s[i]), ev(s[j])
+		if a.Identifier != b.Identifier {
+			return a.Identifier < b.Identifier
+		}
+		if a.Seq != b.Seq {
+			return a.Seq < b.Seq
+		}
+		if a.At != b.At {
+			return a.At < b.At
+		}
+		return a.EventID < b.EventID
+	})
+}
+
+// ReplayReport says what Replay did.
+type ReplayReport struct {
+	Replayed  []string          `json:"replayed"`            // delivered, removed from the dead letters
+	Failed    map[string]string `json:"failed,omitempty"`    // still dead: event ID -> last error
+	Unblocked []string          `json:"unblocked,omitempty"` // licenses whose events flow again
+}
+
+// Replay re-delivers dead letters (those named by eventIDs, or all when
+// all is set) in (license, seq) order. A license's replay stops at its
+// first failure (the rest stay dead, in order); a license with no dead
+// letter left is unblocked.
+func (d *Deliverer) Replay(ctx context.Context, eventIDs []string, all bool) (ReplayReport, error) {
+	rep := ReplayReport{Failed: map[string]string{}}
+	dls, err := d.DeadLetters(ctx)
+	if err != nil {
+		return rep, err
+	}
+	want := map[string]bool{}
+	for _, id := range eventIDs {
+		want[id] = true
+	}
+	remaining := map[string]int{} // license -> dead letters not replayed
+	for _, dl := range dls {
+		remaining[dl.Event.Identifier]++
+	}
+	for id := range want {
+		found := false
+		for _, dl := range dls {
+			found = found || dl.EventID == id
+		}
+		if !found {
+			rep.Failed[id] = "not a dead letter"
+		}
+	}
+	stopped := map[string]bool{}
+	for _, dl := range dls {
+		lic := dl.Event.Identifier
+		if (!all && !want[dl.EventID]) || stopped[lic] {
+			continue
+		}
+		res, err := d.deliver(ctx, dl.Event, dl.Batch, 0)
+		if err != nil {
+			return rep, err
+		}
+		if !res.delivered {
+			stopped[lic] = true
+			rep.Failed[dl.EventID] = res.lastErr
+			dl.Attempts += res.attempts
+			dl.Error = res.lastErr
+			raw, _ := json.Marshal(dl)
+			_ = d.retryStore(ctx, "dead letter update", func(c context.Context) error {
+				_, err := d.cfg.Objects.Put(c, DLQObject(dl.EventID), bytes.NewReader(raw), int64(len(raw)), licensehub.PutOptions{ContentType: "application/json"})
+				return err
+			})
+			continue
+		}
+		rep.Replayed = append(rep.Replayed, dl.EventID)
+		if err := d.retryStore(ctx, "dead letter removal", func(c context.Context) error {
+			return d.cfg.Objects.Delete(c, DLQObject(dl.EventID))
+		}); err != nil {
+			return rep, err
+		}
+		_ = d.retryStore(ctx, "dead letter set", func(c context.Context) error { return d.cfg.KV.SRem(c, DLQKey, dl.EventID) })
+		remaining[lic]--
+		if remaining[lic] == 0 && lic != "" {
+			if err := d.retryStore(ctx, "unblock", func(c context.Context) error { return d.cfg.KV.Delete(c, blockedKey+lic) }); err != nil {
+				return rep, err
+			}
+			rep.Unblocked = append(rep.Unblocked, lic)
+		}
+	}
+	if len(rep.Failed) == 0 {
+		rep.Failed = nil
+	}
+	return rep, nil
+}
+
+// Pending is an event to re-send with its batch (reconciliation).
+type Pending struct {
+	Event OutboxEvent
+	Batch string
+}
+
+// Resend delivers events again outside the stream (the province lacks
+// them), in (license, seq) order; it returns the IDs it could not
+// deliver with their last error.
+func (d *Deliverer) Resend(ctx context.Context, events []Pending) (map[string]string, error) {
+	sortEvents(events, func(p Pending) OutboxEvent { return p.Event })
+	failed := map[string]string{}
+	for _, p := range events {
+		res, err := d.deliver(ctx, p.Event, p.Batch, 0)
+		if err != nil {
+			return failed, err
+		}
+		if !res.delivered {
+			failed[p.Event.EventID] = res.lastErr
+		}
+	}
+	return failed, nil
+}
+
+// ---- leadership and the stream ----
+
+// Run delivers until ctx ends: it takes the lease when free, leads while
+// it holds it, and releases it on return.
+func (d *Deliverer) Run(ctx context.Context) {
+	for {
+		token := []byte(d.owner + "/" + strconv.FormatInt(time.Now().UnixNano(), 36))
+		c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+		ok, err := d.cfg.KV.SetNX(c, LeaseKey, token, d.cfg.LeaseTTL)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			d.log.WarnContext(ctx, "exchange: taking the delivery lease failed", "err", err.Error())
+		}
+		if ok {
+			d.lead(ctx, token)
+		}
+		if sleep(ctx, d.cfg.Poll) != nil {
+			return
+		}
+	}
+}
+
+func (d *Deliverer) lead(ctx context.Context, token []byte) {
+	d.log.InfoContext(ctx, "exchange: leading delivery")
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		d.renew(lctx, token)
+	}()
+	d.deliverLoop(lctx)
+	cancel()
+	wg.Wait()
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.OpTimeout)
+	defer rcancel()
+	if _, err := d.cfg.KV.CompareAndDelete(rctx, LeaseKey, token); err != nil {
+		d.log.Warn("exchange: releasing the delivery lease failed; it expires by itself", "err", err.Error())
+	}
+}
+
+// renew keeps the lease every TTL/3; it returns (ending the leadership)
+// when the lease is someone else's or could not be renewed in time.
+func (d *Deliverer) renew(ctx context.Context, token []byte) {
+	t := time.NewTicker(d.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, cancel := context.WithTimeout(ctx, min(d.cfg.OpTimeout, d.cfg.LeaseTTL/3))
+		v, err := d.cfg.KV.Get(c, LeaseKey)
+		if err == nil && bytes.Equal(v, token) {
+			err = d.cfg.KV.Set(c, LeaseKey, token, d.cfg.LeaseTTL)
+		} else if err == nil || licensehub.IsCode(err, licensehub.ENOTFOUND) {
+			cancel()
+			d.log.Warn("exchange: the delivery lease was lost")
+			return
+		}
+		cancel()
+		if err == nil {
+			last = time.Now()
+		} else if time.Since(last) > d.cfg.LeaseTTL*2/3 {
+			d.log.Warn("exchange: the delivery lease could not be renewed; stepping down", "err", err.Error())
+			return
+		}
+	}
+}
+
+// cursorDoc is the checkpoint object.
+type cursorDoc struct {
+	StreamID string `json:"stream_id"`
+	Object   string `json:"object"` // the last confirmed outbox object
+	Updated  string `json:"updated"`
+}
+
+// loadCursor reads the KV cursor; when it is missing and the checkpoint
+// object exists, re-announces the outbox objects written since the
+// checkpoint (less a margin) and starts from the stream's beginning.
+func (d *Deliverer) loadCursor(ctx context.Context) (string, error) {
+	var cur string
+	err := d.retryStore(ctx, "cursor", func(c context.Context) error {
+		v, err := d.cfg.KV.Get(c, CursorKey)
+		if err == nil {
+			cur = string(v)
+		}
+		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+			return nil
+		}
+		return err
+	})
+	if err != nil || cur != "" {
+		return cur, err
+	}
+	var doc *cursorDoc
+	if err := d.retryStore(ctx, "cursor checkpoint", func(c context.Context) error {
+		raw, err := readObject(c, d.cfg.Objects, CursorObject)
+		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		doc = &cursorDoc{}
+		if json.Unmarshal(raw, doc) != nil {
+			doc = nil
+		}
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	if doc == nil || doc.Object == "" {
+		return "0", nil // first start: the whole stream
+	}
+	since, ok := outboxKeyTime(doc.Object)
+	if !ok {
+		return "0", nil
+	}
+	from := outboxPrefix + since.Add(-recoveryMargin).Format(outboxKeyLayout)
+	var keys []string
+	if err := d.retryStore(ctx, "outbox listing", func(c context.Context) error {
+		var err error
+		keys, err = listKeys(c, d.cfg.Objects, outboxPrefix)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	n := 0
+	for _, k := range keys {
+		if k < from {
+			continue
+		}
+		if err := d.retryStore(ctx, "re-announce", func(c context.Context) error {
+			_, err := d.cfg.KV.XAdd(c, license.OutboxStream, map[string]string{"object": k, "events": "0"})
+			return err
+		}); err != nil {
+			return "", err
+		}
+		n++
+	}
+	d.log.WarnContext(ctx, "exchange: delivery cursor lost; re-announced the outbox since the checkpoint",
+		"checkpoint", doc.Object, "objects", n)
+	return "0", nil
+}
+
+// watermark tracks the stream entries in flight, in stream order.
+type watermark struct {
+	mu        sync.Mutex
+	q         []*entryState
+	confirmed *entryState // the last entry whose predecessors and itself are all confirmed
+}
+
+type entryState struct {
+	id, object string
+	pending    int
+}
+
+func (w *watermark) add(id, object string, n int) *entryState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := &entryState{id: id, object: object, pending: n}
+	w.q = append(w.q, e)
+	w.advance()
+	return e
+}
+
+func (w *watermark) done(e *entryState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e.pending--
+	w.advance()
+}
+
+func (w *watermark) advance() {
+	for len(w.q) > 0 && w.q[0].pending <= 0 {
+		w.confirmed = w.q[0]
+		w.q = w.q[1:]
+	}
+}
+
+func (w *watermark) get() *entryState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.confirmed
+}
+
+type job struct {
+	ev    OutboxEvent
+	batch string
+	entry *entryState
+}
+
+func laneOf(key string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// deliverLoop is the leader's work until ctx ends.
+func (d *Deliverer) deliverLoop(ctx context.Context) {
+	cursor, err := d.loadCursor(ctx)
+	if err != nil {
+		return
+	}
+	wm := &watermark{}
+	lanes := make([]chan job, d.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan job, 64)
+		wg.Add(1)
+		go func(ch <-chan job) {
+			defer wg.Done()
+			for j := range ch {
+				if ctx.Err() != nil {
+					continue // not confirmed: the cursor stays behind it
+				}
+				if err := d.process(ctx, j.ev, j.batch); err == nil {
+					wm.done(j.entry)
+				}
+			}
+		}(lanes[i])
+	}
+	commitDone := make(chan struct{})
+	stopCommit := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		d.committer(ctx, wm, cursor, stopCommit)
+	}()
+
+	readPos := cursor
+	for ctx.Err() == nil {
+		var entries []licensehub.StreamEntry
+		c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+		entries, err = d.cfg.KV.XRange(c, license.OutboxStream, readPos, 128)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.WarnContext(ctx, "exchange: reading the outbox stream failed", "err", err.Error())
+			}
+			_ = sleep(ctx, d.cfg.Poll)
+			continue
+		}
+		if len(entries) == 0 {
+			_ = sleep(ctx, d.cfg.Poll)
+			continue
+		}
+	entries:
+		for _, en := range entries {
+			key := en.Fields["object"]
+			var events []OutboxEvent
+			if err := d.retryStore(ctx, "outbox object", func(c context.Context) error {
+				var err error
+				events, err = readOutbox(c, d.cfg.Objects, key)
+				if licensehub.IsCode(err, licensehub.ENOTFOUND) || licensehub.IsCode(err, licensehub.EMALFORMED) {
+					d.log.WarnContext(ctx, "exchange: outbox object missing or unreadable; skipped", "object", key, "err", err.Error())
+					events, err = nil, nil
+				}
+				return err
+			}); err != nil {
+				break entries
+			}
+			e := wm.add(en.ID, key, len(events))
+			for _, ev := range events {
+				lk := ev.Identifier
+				if lk == "" {
+					lk = ev.EventID
+				}
+				select {
+				case lanes[laneOf(lk, len(lanes))] <- job{ev: ev, batch: key, entry: e}:
+				case <-ctx.Done():
+					break entries
+				}
+			}
+			readPos = en.ID
+		}
+	}
+	for _, ch := range lanes {
+		close(ch)
+	}
+	wg.Wait()
+	close(stopCommit)
+	<-commitDone
+}
+
+// committer stores the watermark: in the KV often, in the checkpoint
+// object every CheckpointEvery; trims the stream below it; updates the
+// backlog gauge. A last commit runs when stop closes.
+func (d *Deliverer) committer(ctx context.Context, wm *watermark, start string, stop <-chan struct{}) {
+	t := time.NewTicker(min(250*time.Millisecond, d.cfg.Poll))
+	defer t.Stop()
+	var kvAt, objAt *entryState
+	lastObj := time.Now()
+	commit := func(c context.Context, final bool) {
+		e := wm.get()
+		if e == nil {
+			return
+		}
+		if e != kvAt {
+			oc, cancel := context.WithTimeout(c, d.cfg.OpTimeout)
+			err := d.cfg.KV.Set(oc, CursorKey, []byte(e.id), 0)
+			if err == nil {
+				kvAt = e
+				_, _ = d.cfg.KV.XTrimMinID(oc, license.OutboxStream, e.id)
+			}
+			cancel()
+		}
+		if e != objAt && (final || time.Since(lastObj) >= d.cfg.CheckpointEvery) {
+			raw, _ := json.Marshal(cursorDoc{StreamID: e.id, Object: e.object, Updated: d.cfg.Clock().UTC().Format(time.RFC3339Nano)})
+			oc, cancel := context.WithTimeout(c, d.cfg.OpTimeout)
+			if _, err := d.cfg.Objects.Put(oc, CursorObject, bytes.NewReader(raw), int64(len(raw)), licensehub.PutOptions{ContentType: "application/json"}); err == nil {
+				objAt, lastObj = e, time.Now()
+			}
+			cancel()
+		}
+		oc, cancel := context.WithTimeout(c, d.cfg.OpTimeout)
+		if n, err := d.cfg.KV.XLen(oc, license.OutboxStream); err == nil {
+			d.m.backlog.Set(float64(max(n-1, 0)))
+		}
+		cancel()
+	}
+	for {
+		select {
+		case <-stop:
+			fc, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.OpTimeout*2)
+			commit(fc, true)
+			cancel()
+			return
+		case <-t.C:
+			if ctx.Err() == nil {
+				commit(ctx, false)
+			}
+		}
+	}
+}

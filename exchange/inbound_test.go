@@ -1,0 +1,327 @@
+package exchange_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/exchange"
+	"github.com/licensehub/licensehub/ident"
+	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/signing"
+	fsstore "github.com/licensehub/licensehub/store/fs"
+	memstore "github.com/licensehub/licensehub/store/mem"
+	miniostore "github.com/licensehub/licensehub/store/minio"
+	redisstore "github.com/licensehub/licensehub/store/redis"
+)
+
+const (
+	ibProvinceCode = "11430000006122000Q"
+	ibForeignAuth  = "91350100M000100Y43"
+	ibLocalAuth    = "11430000006122244L"
+	ibTypeCode     = "11100000000013338W011"
+	ibHolderID     = "11010519491231002X"
+)
+
+var ibNow = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+
+func ibCtxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func ibRing(t testing.TB, authority string) *signing.Keyring {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := signing.Generate(dir, authority, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := signing.OpenKeyring(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+type ibStores struct {
+	objects licensehub.ObjectStore
+	kv      licensehub.KV
+}
+
+func ibEachBackend(t *testing.T, f func(t *testing.T, s ibStores)) {
+	t.Run("fs+mem", func(t *testing.T) {
+		objs, err := fsstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv := memstore.New()
+		t.Cleanup(func() { objs.Close(); kv.Close() })
+		f(t, ibStores{objs, kv})
+	})
+	if os.Getenv("HUB_TEST_MINIO_ENDPOINT") == "" && os.Getenv("HUB_TEST_REQUIRE_BACKENDS") != "1" {
+		return
+	}
+	t.Run("minio+redis", func(t *testing.T) {
+		m := testenv.RequireMinIO(t)
+		u := testenv.RequireRedis(t)
+		objs, err := miniostore.Open(ibCtxT(t), miniostore.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey,
+			SecretKey: m.SecretKey, Bucket: m.Bucket(t), OpTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := redisstore.Open(ibCtxT(t), redisstore.Config{URL: u, Prefix: testenv.Name(t) + ":"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx := context.Background()
+			if keys, err := kv.Client().Keys(ctx, kv.Key("*")).Result(); err == nil && len(keys) > 0 {
+				kv.Client().Del(ctx, keys...)
+			}
+			kv.Close()
+			objs.Close()
+		})
+		f(t, ibStores{objs, kv})
+	})
+}
+
+type ibKit struct {
+	lib      *license.Library
+	in       *exchange.Inbound
+	issuer   *signing.Keyring // the foreign issuing authority
+	province *signing.Keyring
+	s        ibStores
+}
+
+func ibNewKit(t *testing.T, s ibStores) *ibKit {
+	k := &ibKit{issuer: ibRing(t, ibForeignAuth), province: ibRing(t, ibProvinceCode), s: s}
+	var err error
+	k.lib, err = license.NewLibrary(license.Config{Objects: s.objects, KV: s.kv, Signers: ibRing(t, ibLocalAuth),
+		Catalog: license.CatalogFunc(func(string) (license.Validator, bool) { return nil, false }),
+		Clock:   func() time.Time { return ibNow }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OpTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.in, err = exchange.NewInbound(exchange.InboundConfig{Library: k.lib, Objects: s.objects, KV: s.kv,
+		Keys: k.province.Export(), Province: ibProvinceCode, Clock: func() time.Time { return ibNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func ibForeignDoc(t testing.TB, issuer *signing.Keyring, number string) (string, []byte) {
+	id, _ := ident.New(ibTypeCode, ibForeignAuth, number, 1)
+	lic := license.License{Identifier: id.String(), Name: "营业执照", TypeCode: ibTypeCode, Number: number, Version: "001",
+		Issuer: license.Party{Name: "福州市市场监督管理局", Code: ibForeignAuth}, IssueDate: "2026-10-01",
+		ValidFrom: "2026-10-01", ValidUntil: "2031-09-30", AreaCode: "350100",
+		Holder: license.Holder{Name: "李四", Code: ibHolderID, CodeType: ident.HolderResidentID}}
+	body, _ := json.Marshal(lic)
+	signer, err := issuer.SignerFor(ibForeignAuth, ibNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := signing.Sign(ibCtxT(t), signer, body, ibNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := d.Marshal()
+	return id.String(), raw
+}
+
+func ibSeal(t testing.TB, r *signing.Keyring, authority string, ev exchange.Event) []byte {
+	t.Helper()
+	signer, err := r.SignerFor(authority, ibNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Sender == "" {
+		ev.Sender = authority
+	}
+	ev.Time = ibNow.Format(signing.SignedAtLayout)
+	raw, err := exchange.Seal(ibCtxT(t), signer, &ev, ibNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func ibNewEvent(id string, doc []byte) exchange.Event {
+	return exchange.Event{ID: id + "/new", License: id, Op: license.OpNew, Document: doc}
+}
+
+var ibChanges = []exchange.Event{
+	{Seq: 1, Op: license.OpSuspend, Status: &exchange.StatusChange{From: "01", To: "02"}},
+	{Seq: 2, Op: license.OpRestore, Status: &exchange.StatusChange{From: "02", To: "01"}},
+	{Seq: 3, Op: license.OpRevoke, Status: &exchange.StatusChange{From: "01", To: "07"}},
+}
+
+func ibStatusEvent(id string, seq int) exchange.Event {
+	ev := ibChanges[seq-1]
+	ev.License, ev.ID = id, fmt.Sprintf("%s/%s/%d", id, ev.Op, seq)
+	return ev
+}
+
+func ibListAll(t testing.TB, objs licensehub.ObjectStore) []string {
+	var keys []string
+	if err := objs.List(ibCtxT(t), "", func(oi licensehub.ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func TestReceive(t *testing.T) {
+	ibEachBackend(t, func(t *testing.T, s ibStores) {
+		k := ibNewKit(t, s)
+		id, doc := ibForeignDoc(t, k.issuer, "FJ0001")
+		newEnv := ibSeal(t, k.province, ibProvinceCode, ibNewEvent(id, doc))
+
+		steps := []struct {
+			env     []byte
+			outcome string
+		}{
+			{ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 3)), exchange.OutcomeHeld}, // before the license
+			{newEnv, exchange.OutcomeStored},
+			{newEnv, exchange.OutcomeDuplicate},
+			{ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 1)), exchange.OutcomeApplied},
+			{ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 1)), exchange.OutcomeDuplicate}, // same event ID, new signature
+			{ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 2)), exchange.OutcomeApplied},   // applies 3 too
+			{ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 3)), exchange.OutcomeDuplicate},
+		}
+		for i, st := range steps {
+			res, err := k.in.Receive(ibCtxT(t), st.env)
+			if err != nil || res.Outcome != st.outcome {
+				t.Fatalf("step %d: %+v %v, want %s", i, res, err, st.outcome)
+			}
+		}
+		rec, err := k.lib.Get(ibCtxT(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Status != license.StatusRevoked || len(rec.History) != 3 || rec.Provenance == nil ||
+			rec.Provenance.Kind != license.ProvenanceProvince || rec.Provenance.EventID != id+"/new" {
+			t.Fatalf("record: status %s history %d provenance %+v", rec.Status, len(rec.History), rec.Provenance)
+		}
+		sums, err := k.lib.ByHolder(ibCtxT(t), ibHolderID)
+		if err != nil || len(sums) != 1 || sums[0].Status != license.StatusRevoked {
+			t.Fatalf("ByHolder: %+v %v", sums, err)
+		}
+		if _, err := s.objects.Head(ibCtxT(t), exchange.MarkerKey(id+"/new")); err != nil {
+			t.Fatalf("marker: %v", err)
+		}
+	})
+}
+
+func TestReceiveRejected(t *testing.T) {
+	ibEachBackend(t, func(t *testing.T, s ibStores) {
+		k := ibNewKit(t, s)
+		id, doc := ibForeignDoc(t, k.issuer, "FJ0002")
+		good := ibSeal(t, k.province, ibProvinceCode, ibNewEvent(id, doc))
+
+		tamper := func(raw []byte, f func(body map[string]any)) []byte {
+			var env map[string]any
+			if err := json.Unmarshal(raw, &env); err != nil {
+				t.Fatal(err)
+			}
+			f(env["body"].(map[string]any))
+			out, _ := json.Marshal(env)
+			return out
+		}
+		impostor := ibRing(t, ibProvinceCode) // same authority code, key not in the bundle
+		cases := []struct {
+			name string
+			env  []byte
+			code string
+		}{
+			{"key not in the province bundle", ibSeal(t, impostor, ibProvinceCode, ibNewEvent(id, doc)), licensehub.ESIGINVALID},
+			{"signed by another authority", ibSeal(t, k.issuer, ibForeignAuth, ibNewEvent(id, doc)), licensehub.ESIGINVALID},
+			{"tampered body", tamper(good, func(b map[string]any) { b["event_id"] = id + "/renew" }), licensehub.ESIGINVALID},
+			{"tampered status", tamper(ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 1)),
+				func(b map[string]any) { b["status"].(map[string]any)["to"] = "07" }), licensehub.ESIGINVALID},
+			{"sender is not the signer", ibSeal(t, k.province, ibProvinceCode, func() exchange.Event {
+				ev := ibNewEvent(id, doc)
+				ev.Sender = ibForeignAuth
+				return ev
+			}()), licensehub.ESIGINVALID},
+			{"not an envelope", []byte(`{"hello":"world"}`), licensehub.EMALFORMED},
+			{"catalog op", ibSeal(t, k.province, ibProvinceCode, exchange.Event{ID: "catalog/x", Op: exchange.OpCatalog}), licensehub.EINVALID},
+		}
+		before := ibListAll(t, s.objects)
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := k.in.Receive(ibCtxT(t), tc.env)
+				if !licensehub.IsCode(err, tc.code) {
+					t.Fatalf("err = %v, want %s", err, tc.code)
+				}
+			})
+		}
+		if after := ibListAll(t, s.objects); !slices.Equal(before, after) {
+			t.Fatalf("objects changed:\nbefore %v\nafter  %v", before, after)
+		}
+	})
+}
+
+func TestReceiveBatch(t *testing.T) {
+	ibEachBackend(t, func(t *testing.T, s ibStores) {
+		k := ibNewKit(t, s)
+		var envs []json.RawMessage
+		var ids []string
+		for i := range 3 {
+			id, doc := ibForeignDoc(t, k.issuer, fmt.Sprintf("FJB%03d", i))
+			ids = append(ids, id)
+			// status first, license last, duplicates: all in one batch
+			envs = append(envs, ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 2)),
+				ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 1)),
+				ibSeal(t, k.province, ibProvinceCode, ibNewEvent(id, doc)),
+				ibSeal(t, k.province, ibProvinceCode, ibStatusEvent(id, 1)))
+		}
+		bad := ibSeal(t, ibRing(t, ibProvinceCode), ibProvinceCode, ibNewEvent(ids[0], nil))
+		envs = append(envs[:5], append([]json.RawMessage{bad}, envs[5:]...)...)
+		res, err := k.in.ReceiveBatch(ibCtxT(t), envs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != len(envs) {
+			t.Fatalf("%d results for %d envelopes", len(res), len(envs))
+		}
+		if res[5].Outcome != exchange.OutcomeRejected || res[5].Code != licensehub.ESIGINVALID {
+			t.Fatalf("bad envelope: %+v", res[5])
+		}
+		for i, r := range res {
+			if i != 5 && r.Code != "" {
+				t.Fatalf("result %d: %+v", i, r)
+			}
+		}
+		for _, id := range ids {
+			if st, err := k.lib.Status(ibCtxT(t), id); err != nil || st != license.StatusValid {
+				t.Fatalf("%s: %s %v (suspend then restore)", id, st, err)
+			}
+			rec, err := k.lib.Get(ibCtxT(t), id)
+			if err != nil || len(rec.History) != 2 {
+				t.Fatalf("%s history: %v", id, err)
+			}
+		}
+		if _, err := k.in.ReceiveBatch(ibCtxT(t), make([]json.RawMessage, exchange.MaxBatch+1)); !licensehub.IsCode(err, licensehub.EINVALID) {
+			t.Fatalf("oversized batch: %v", err)
+		}
+	})
+}
+
+func TestEventTypeMatchesLibrary(t *testing.T) {
+	// license reads stored envelopes by this type (it cannot import exchange).
+	if exchange.EventType != "licensehub.exchange.event" {
+		t.Fatal(exchange.EventType)
+	}
+}
