@@ -50,7 +50,11 @@ import (
 // exchange/dlq/<hex sm3(event id)>.json (create-only) plus the member in
 // KV set DLQKey; the license is then blocked (KV "exchange:blocked:<id>")
 // and its later events are dead-lettered behind it (reason blocked_behind)
-// until Replay re-delivers them in order.
+// until Replay re-delivers them in order. Parking an event and Replay's
+// unblocking both run under the license's lane lock (KV
+// "exchange:lane:<id>"), so Replay sees every parked event before it
+// unblocks. The dead letter objects are the system of record: a new
+// leader rebuilds the KV set and the blocked markers from them.
 //
 // When the KV cursor is missing but the checkpoint object exists (Redis
 // was lost), the leader re-announces the outbox objects written since the
@@ -62,6 +66,7 @@ const (
 	DLQKey       = "exchange:dlq"
 	DLQPrefix    = "exchange/dlq/"
 	blockedKey   = "exchange:blocked:"
+	laneLockKey  = "exchange:lane:" // + identifier: held by Replay, and by a lane parking an event behind a dead letter
 
 	// Dead-letter reasons.
 	ReasonRejected      = "rejected"       // the province answered 4xx (not 408/429)
@@ -250,8 +255,11 @@ func breakerValue(s gobreaker.State) float64 {
 
 type attemptsKey struct{}
 
-// attemptCounter counts the HTTP attempts really made for one event.
-type attemptCounter struct{ n atomic.Int64 }
+// attemptCounter counts the HTTP attempts really made for one event (n)
+// and the 429 answers (throttled), which are not attempts: the province
+// asked to slow down and did not judge the event, so, like an open
+// breaker, throttling delays an event but never dead-letters it.
+type attemptCounter struct{ n, throttled atomic.Int64 }
 
 func counterOf(ctx context.Context) *attemptCounter {
 	c, _ := ctx.Value(attemptsKey{}).(*attemptCounter)
@@ -275,6 +283,12 @@ func (t *breakerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp, err := t.next.RoundTrip(r)
 		if err != nil {
 			return nil, err
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if c := counterOf(r.Context()); c != nil {
+				c.n.Add(-1)
+				c.throttled.Add(1)
+			}
 		}
 		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
 			return resp, statusFailure{resp.StatusCode}
@@ -394,6 +408,7 @@ func (d *Deliverer) send(ctx context.Context, eventID string, body []byte, attem
 		req.Header.Set("X-Event-ID", eventID)
 		resp, err := d.rc.Do(req)
 		made := int(ctr.n.Load()) - res.attempts
+		throttled := int(ctr.throttled.Load())
 		res.attempts = int(ctr.n.Load())
 		var retryAfter time.Duration
 		if resp != nil {
@@ -408,7 +423,7 @@ func (d *Deliverer) send(ctx context.Context, eventID string, body []byte, attem
 				cancel()
 				res.rejected = true
 				res.lastErr = fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(snippet)))
-				d.m.failed.Add(float64(made))
+				d.m.failed.Add(float64(made + throttled))
 				return res, nil
 			default:
 				res.lastErr = fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(snippet)))
@@ -420,7 +435,7 @@ func (d *Deliverer) send(ctx context.Context, eventID string, body []byte, attem
 			res.lastErr = err.Error()
 		}
 		cancel()
-		d.m.failed.Add(float64(made))
+		d.m.failed.Add(float64(made + throttled))
 		if cerr := ctx.Err(); cerr != nil {
 			return res, cerr
 		}
@@ -431,7 +446,7 @@ func (d *Deliverer) send(ctx context.Context, eventID string, body []byte, attem
 		if wait == 0 {
 			wait = jitter(d.cfg.MinBackoff, d.cfg.MaxBackoff, res.attempts)
 		}
-		if made == 0 {
+		if made == 0 && throttled == 0 {
 			wait = min(wait, d.cfg.Poll) // breaker half-open: another lane is probing
 		}
 		if err := sleep(ctx, wait); err != nil {
@@ -578,20 +593,15 @@ func (d *Deliverer) deadLetter(ctx context.Context, ev OutboxEvent, batch, reaso
 // first (the event is then neither).
 func (d *Deliverer) process(ctx context.Context, ev OutboxEvent, batch string) error {
 	if ev.Identifier != "" {
-		var blocked []byte
-		err := d.retryStore(ctx, "blocked check", func(c context.Context) error {
-			v, err := d.cfg.KV.Get(c, blockedKey+ev.Identifier)
-			if licensehub.IsCode(err, licensehub.ENOTFOUND) {
-				return nil
-			}
-			blocked = v
-			return err
-		})
+		blocked, err := d.blockedBy(ctx, ev.Identifier)
 		if err != nil {
 			return err
 		}
-		if blocked != nil && string(blocked) != ev.EventID {
-			return d.deadLetter(ctx, ev, batch, ReasonBlockedBehind, "blocked behind "+string(blocked), 0)
+		if blocked != "" && blocked != ev.EventID {
+			parked, err := d.park(ctx, ev, batch)
+			if err != nil || parked {
+				return err
+			}
 		}
 	}
 	res, err := d.deliver(ctx, ev, batch, 0)
@@ -607,6 +617,92 @@ func (d *Deliverer) process(ctx context.Context, ev OutboxEvent, batch string) e
 		return d.deadLetter(ctx, ev, batch, ReasonUnbuildable, res.lastErr, 0)
 	}
 	return d.deadLetter(ctx, ev, batch, ReasonMaxAttempts, res.lastErr, res.attempts)
+}
+
+// blockedBy returns the event a license is blocked behind ("" when it is
+// not blocked).
+func (d *Deliverer) blockedBy(ctx context.Context, lic string) (string, error) {
+	var blocked string
+	err := d.retryStore(ctx, "blocked check", func(c context.Context) error {
+		v, err := d.cfg.KV.Get(c, blockedKey+lic)
+		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+			blocked = ""
+			return nil
+		}
+		blocked = string(v)
+		return err
+	})
+	return blocked, err
+}
+
+// park dead-letters ev behind its license's dead letter, under the
+// license's lane lock: when a Replay holds it, park waits, and delivers
+// nothing (parked false) when the Replay unblocked the license meanwhile.
+func (d *Deliverer) park(ctx context.Context, ev OutboxEvent, batch string) (bool, error) {
+	release, err := d.lockLicense(ctx, ev.Identifier)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	blocked, err := d.blockedBy(ctx, ev.Identifier)
+	if err != nil || blocked == "" || blocked == ev.EventID {
+		return false, err
+	}
+	return true, d.deadLetter(ctx, ev, batch, ReasonBlockedBehind, "blocked behind "+blocked, 0)
+}
+
+// lockLicense takes the license's lane lock (a KV lease renewed every
+// LeaseTTL/3), waiting while someone else holds it. release stops the
+// renewal and frees the lock.
+func (d *Deliverer) lockLicense(ctx context.Context, lic string) (release func(), err error) {
+	key := laneLockKey + lic
+	token := []byte(d.owner + "/" + strconv.FormatInt(time.Now().UnixNano(), 36))
+	ttl := d.cfg.LeaseTTL
+	for i := 0; ; i++ {
+		c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+		ok, err := d.cfg.KV.SetNX(c, key, token, ttl)
+		cancel()
+		if err == nil && ok {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil && i%10 == 0 {
+			d.log.WarnContext(ctx, "exchange: taking a license lock failed; retrying", "license", lic, "err", err.Error())
+		}
+		if err := sleep(ctx, min(d.cfg.Poll, 250*time.Millisecond)); err != nil {
+			return nil, err
+		}
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			c, cancel := context.WithTimeout(rctx, min(d.cfg.OpTimeout, ttl/3))
+			if v, err := d.cfg.KV.Get(c, key); err == nil && bytes.Equal(v, token) {
+				_ = d.cfg.KV.Set(c, key, token, ttl)
+			}
+			cancel()
+		}
+	}()
+	return func() {
+		stop()
+		<-done
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.OpTimeout)
+		defer cancel()
+		if _, err := d.cfg.KV.CompareAndDelete(c, key, token); err != nil {
+			d.log.Warn("exchange: releasing a license lock failed; it expires by itself", "license", lic, "err", err.Error())
+		}
+	}, nil
 }
 
 // deliver builds ev's envelope and sends it. An envelope that cannot be
@@ -640,13 +736,17 @@ func (d *Deliverer) deliver(ctx context.Context, ev OutboxEvent, batch string, a
 // DeadLetters lists the dead letters (from the object store, the system
 // of record), ordered by license and seq.
 func (d *Deliverer) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
-	keys, err := listKeys(ctx, d.cfg.Objects, DLQPrefix)
+	lctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout*3)
+	keys, err := listKeys(lctx, d.cfg.Objects, DLQPrefix)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DeadLetter, 0, len(keys))
 	for _, k := range keys {
-		raw, err := readObject(ctx, d.cfg.Objects, k)
+		rctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+		raw, err := readObject(rctx, d.cfg.Objects, k)
+		cancel()
 		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
 			continue
 		}
@@ -692,7 +792,9 @@ type ReplayReport struct {
 // Replay re-delivers dead letters (those named by eventIDs, or all when
 // all is set) in (license, seq) order. A license's replay stops at its
 // first failure (the rest stay dead, in order); a license with no dead
-// letter left is unblocked.
+// letter left is unblocked. Each license is replayed under its lane lock
+// and its dead letters are listed again under it, so an event parked
+// while the replay ran is replayed too (all) or keeps the license blocked.
 func (d *Deliverer) Replay(ctx context.Context, eventIDs []string, all bool) (ReplayReport, error) {
 	rep := ReplayReport{Failed: map[string]string{}}
 	dls, err := d.DeadLetters(ctx)
@@ -703,10 +805,6 @@ func (d *Deliverer) Replay(ctx context.Context, eventIDs []string, all bool) (Re
 	for _, id := range eventIDs {
 		want[id] = true
 	}
-	remaining := map[string]int{} // license -> dead letters not replayed
-	for _, dl := range dls {
-		remaining[dl.Event.Identifier]++
-	}
 	for id := range want {
 		found := false
 		for _, dl := range dls {
@@ -716,47 +814,208 @@ func (d *Deliverer) Replay(ctx context.Context, eventIDs []string, all bool) (Re
 			rep.Failed[id] = "not a dead letter"
 		}
 	}
-	stopped := map[string]bool{}
+	var lics []string
+	seen := map[string]bool{}
 	for _, dl := range dls {
-		lic := dl.Event.Identifier
-		if (!all && !want[dl.EventID]) || stopped[lic] {
-			continue
+		if lic := dl.Event.Identifier; !seen[lic] && (all || want[dl.EventID]) {
+			seen[lic] = true
+			lics = append(lics, lic)
 		}
-		res, err := d.deliver(ctx, dl.Event, dl.Batch, 0)
-		if err != nil {
+	}
+	for _, lic := range lics {
+		if err := d.replayLicense(ctx, lic, want, all, &rep); err != nil {
 			return rep, err
-		}
-		if !res.delivered {
-			stopped[lic] = true
-			rep.Failed[dl.EventID] = res.lastErr
-			dl.Attempts += res.attempts
-			dl.Error = res.lastErr
-			raw, _ := json.Marshal(dl)
-			_ = d.retryStore(ctx, "dead letter update", func(c context.Context) error {
-				_, err := d.cfg.Objects.Put(c, DLQObject(dl.EventID), bytes.NewReader(raw), int64(len(raw)), licensehub.PutOptions{ContentType: "application/json"})
-				return err
-			})
-			continue
-		}
-		rep.Replayed = append(rep.Replayed, dl.EventID)
-		if err := d.retryStore(ctx, "dead letter removal", func(c context.Context) error {
-			return d.cfg.Objects.Delete(c, DLQObject(dl.EventID))
-		}); err != nil {
-			return rep, err
-		}
-		_ = d.retryStore(ctx, "dead letter set", func(c context.Context) error { return d.cfg.KV.SRem(c, DLQKey, dl.EventID) })
-		remaining[lic]--
-		if remaining[lic] == 0 && lic != "" {
-			if err := d.retryStore(ctx, "unblock", func(c context.Context) error { return d.cfg.KV.Delete(c, blockedKey+lic) }); err != nil {
-				return rep, err
-			}
-			rep.Unblocked = append(rep.Unblocked, lic)
 		}
 	}
 	if len(rep.Failed) == 0 {
 		rep.Failed = nil
 	}
 	return rep, nil
+}
+
+// deadLettersOf lists the dead letters of one license, in seq order.
+func (d *Deliverer) deadLettersOf(ctx context.Context, lic string) ([]DeadLetter, error) {
+	dls, err := d.DeadLetters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := dls[:0]
+	for _, dl := range dls {
+		if dl.Event.Identifier == lic {
+			out = append(out, dl)
+		}
+	}
+	return out, nil
+}
+
+func (d *Deliverer) replayLicense(ctx context.Context, lic string, want map[string]bool, all bool, rep *ReplayReport) error {
+	if lic != "" {
+		release, err := d.lockLicense(ctx, lic)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	tried := map[string]bool{}
+	for {
+		dls, err := d.deadLettersOf(ctx, lic)
+		if err != nil {
+			return err
+		}
+		var todo []DeadLetter
+		for _, dl := range dls {
+			if (all || want[dl.EventID]) && !tried[dl.EventID] {
+				todo = append(todo, dl)
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		for _, dl := range todo {
+			tried[dl.EventID] = true
+			res, err := d.deliver(ctx, dl.Event, dl.Batch, 0)
+			if err != nil {
+				return err
+			}
+			if !res.delivered {
+				rep.Failed[dl.EventID] = res.lastErr
+				dl.Attempts += res.attempts
+				dl.Error = res.lastErr
+				raw, _ := json.Marshal(dl)
+				_ = d.retryStore(ctx, "dead letter update", func(c context.Context) error {
+					_, err := d.cfg.Objects.Put(c, DLQObject(dl.EventID), bytes.NewReader(raw), int64(len(raw)), licensehub.PutOptions{ContentType: "application/json"})
+					return err
+				})
+				return nil // the license's replay stops here; it stays blocked
+			}
+			rep.Replayed = append(rep.Replayed, dl.EventID)
+			if err := d.retryStore(ctx, "dead letter removal", func(c context.Context) error {
+				return d.cfg.Objects.Delete(c, DLQObject(dl.EventID))
+			}); err != nil {
+				return err
+			}
+			_ = d.retryStore(ctx, "dead letter set", func(c context.Context) error { return d.cfg.KV.SRem(c, DLQKey, dl.EventID) })
+		}
+	}
+	if lic == "" {
+		return nil
+	}
+	// Listed again under the lock: unblock only when none is left.
+	left, err := d.deadLettersOf(ctx, lic)
+	if err != nil || len(left) > 0 {
+		return err
+	}
+	if err := d.retryStore(ctx, "unblock", func(c context.Context) error { return d.cfg.KV.Delete(c, blockedKey+lic) }); err != nil {
+		return err
+	}
+	rep.Unblocked = append(rep.Unblocked, lic)
+	return nil
+}
+
+// rebuildDeadLetterState restores the KV set DLQKey and the blocked
+// markers from the dead letter objects (the system of record), for when
+// the KV lost them. Each license's marker is set under its lane lock,
+// naming its first dead letter still present, so a concurrent Replay's
+// unblocking is not undone.
+func (d *Deliverer) rebuildDeadLetterState(ctx context.Context) error {
+	var dls []DeadLetter
+	if err := d.retryStore(ctx, "dead letter listing", func(context.Context) error {
+		var err error
+		dls, err = d.DeadLetters(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	byLicense := map[string][]DeadLetter{}
+	var lics []string
+	for _, dl := range dls {
+		lic := dl.Event.Identifier
+		if _, ok := byLicense[lic]; !ok {
+			lics = append(lics, lic)
+		}
+		byLicense[lic] = append(byLicense[lic], dl)
+	}
+	present := map[string]bool{}
+	for _, lic := range lics {
+		n, err := d.rebuildLicense(ctx, lic, byLicense[lic], present)
+		if err != nil {
+			return err
+		}
+		if n > 0 && lic != "" {
+			d.log.InfoContext(ctx, "exchange: license blocked behind its dead letters", "license", lic, "dead_letters", n)
+		}
+	}
+	// Drop set members whose dead letter is gone.
+	var members []string
+	if err := d.retryStore(ctx, "dead letter set", func(c context.Context) error {
+		var err error
+		members, err = d.cfg.KV.SMembers(c, DLQKey)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, id := range members {
+		if present[id] {
+			continue
+		}
+		gone := false
+		if err := d.retryStore(ctx, "dead letter check", func(c context.Context) error {
+			_, err := d.cfg.Objects.Head(c, DLQObject(id))
+			gone = licensehub.IsCode(err, licensehub.ENOTFOUND)
+			if gone {
+				return nil
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		if gone {
+			_ = d.retryStore(ctx, "dead letter set", func(c context.Context) error { return d.cfg.KV.SRem(c, DLQKey, id) })
+		}
+	}
+	return nil
+}
+
+func (d *Deliverer) rebuildLicense(ctx context.Context, lic string, dls []DeadLetter, present map[string]bool) (int, error) {
+	if lic != "" {
+		release, err := d.lockLicense(ctx, lic)
+		if err != nil {
+			return 0, err
+		}
+		defer release()
+	}
+	first, n := "", 0
+	for _, dl := range dls {
+		exists := false
+		if err := d.retryStore(ctx, "dead letter check", func(c context.Context) error {
+			_, err := d.cfg.Objects.Head(c, DLQObject(dl.EventID))
+			exists = err == nil
+			if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+				return nil
+			}
+			return err
+		}); err != nil {
+			return 0, err
+		}
+		if !exists {
+			continue // replayed meanwhile
+		}
+		present[dl.EventID] = true
+		n++
+		if first == "" {
+			first = dl.EventID
+		}
+		if err := d.retryStore(ctx, "dead letter set", func(c context.Context) error { return d.cfg.KV.SAdd(c, DLQKey, dl.EventID) }); err != nil {
+			return 0, err
+		}
+	}
+	if lic == "" || first == "" {
+		return n, nil
+	}
+	return n, d.retryStore(ctx, "block license", func(c context.Context) error {
+		_, err := d.cfg.KV.SetNX(c, blockedKey+lic, []byte(first), 0)
+		return err
+	})
 }
 
 // Pending is an event to re-send with its batch (reconciliation).
@@ -989,6 +1248,9 @@ func laneOf(key string, n int) int {
 func (d *Deliverer) deliverLoop(ctx context.Context) {
 	cursor, err := d.loadCursor(ctx)
 	if err != nil {
+		return
+	}
+	if err := d.rebuildDeadLetterState(ctx); err != nil {
 		return
 	}
 	wm := &watermark{}

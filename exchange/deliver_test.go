@@ -54,8 +54,8 @@ func TestDeliverOrderUnderConcurrency(t *testing.T) {
 		}
 		d := f.deliverer(t, p.srv.URL, nil)
 		stop := start(t, d)
-		waitFor(t, 30*time.Second, "every event delivered", allDelivered(p, want))
-		waitFor(t, 10*time.Second, "the cursor past everything", func() bool {
+		waitDelivered(t, d, p, want, 2*time.Minute)
+		waitFor(t, time.Minute, "the cursor past everything", func() bool {
 			cur, err := b.kv.Get(ctxT(t), CursorKey)
 			if err != nil {
 				return false
@@ -263,4 +263,154 @@ func TestCursorRecoveryAfterKVLoss(t *testing.T) {
 	}
 	start(t, f2.deliverer(t, p.srv.URL, nil))
 	waitFor(t, 10*time.Second, "the event that missed the stream", allDelivered(p, map[string]bool{id2 + "/new": true}))
+}
+
+// TestThrottlingIsNotAnAttempt: 429 answers delay an event but do not
+// count towards MaxAttempts (TestDeliverOrderUnderConcurrency's flake: an
+// event answered 5xx twice and then 429 twice was dead-lettered).
+func TestThrottlingIsNotAnAttempt(t *testing.T) {
+	tests := []struct {
+		name         string
+		failFirst    int
+		throttle     int
+		wantReason   string // "" means delivered
+		wantAttempts int
+	}{
+		{"5xx twice then throttled longer than max attempts", 2, 6, "", 0},
+		{"throttled only", 0, 10, "", 0},
+		{"5xx only", 1 << 30, 0, ReasonMaxAttempts, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, fsMem(t))
+			p := newProvince(t, f.ring)
+			lic := f.push(t, 1)
+			p.mu.Lock()
+			p.failFirst[lic+"/new"] = tt.failFirst
+			p.throttle = tt.throttle
+			p.mu.Unlock()
+			d := f.deliverer(t, p.srv.URL, nil)
+			start(t, d)
+			if tt.wantReason == "" {
+				waitDelivered(t, d, p, map[string]bool{lic + "/new": true}, time.Minute)
+				return
+			}
+			waitFor(t, time.Minute, "the dead letter", func() bool {
+				dl, err := d.DeadLetters(ctxT(t))
+				return err == nil && len(dl) == 1
+			})
+			dl, _ := d.DeadLetters(ctxT(t))
+			if dl[0].Reason != tt.wantReason || dl[0].Attempts != tt.wantAttempts {
+				t.Errorf("dead letter %+v, want reason %s after %d attempts", dl[0], tt.wantReason, tt.wantAttempts)
+			}
+		})
+	}
+}
+
+// TestReplayRaceWithParkedEvent: an event of the license parked by the
+// leader while Replay runs is not left behind when Replay unblocks.
+func TestReplayRaceWithParkedEvent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		f := newFixture(t, b)
+		p := newProvince(t, f.ring)
+		lic := f.push(t, 1, license.OpSuspend)
+		dead, parked := lic+"/suspend/1", lic+"/restore/2"
+		p.mu.Lock()
+		p.reject[dead] = true
+		p.mu.Unlock()
+		d := f.deliverer(t, p.srv.URL, nil)
+		start(t, d)
+		waitFor(t, time.Minute, "the dead letter", func() bool {
+			_, err := b.objects.Head(ctxT(t), DLQObject(dead))
+			return err == nil
+		})
+		// While Replay delivers the dead letter, the license gets a new
+		// event, which the running leader would park behind it.
+		var once sync.Once
+		p.mu.Lock()
+		p.reject = map[string]bool{}
+		p.hook = func(r *http.Request) {
+			if r.Header.Get("X-Event-ID") != dead {
+				return
+			}
+			once.Do(func() {
+				if _, err := f.lib.ChangeStatus(ctxT(t), lic, license.OpRestore, "x", "app"); err != nil {
+					t.Error(err)
+					return
+				}
+				// Give the leader time to park it (it cannot while Replay
+				// holds the license's lane).
+				deadline := time.Now().Add(time.Second)
+				for time.Now().Before(deadline) {
+					if _, err := b.objects.Head(ctxT(t), DLQObject(parked)); err == nil {
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
+		}
+		p.mu.Unlock()
+		replayer := f.deliverer(t, p.srv.URL, func(c *DeliverConfig) { c.Timeout = 30 * time.Second })
+		rep, err := replayer.Replay(ctxT(t), nil, true)
+		if err != nil || rep.Failed != nil {
+			t.Fatalf("replay %+v %v", rep, err)
+		}
+		waitFor(t, 20*time.Second, "the event parked during the replay delivered", allDelivered(p, map[string]bool{parked: true}))
+		if _, err := f.lib.ChangeStatus(ctxT(t), lic, license.OpRevoke, "x", "app"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "a later event", allDelivered(p, map[string]bool{lic + "/revoke/3": true}))
+		checkOrder(t, p, []string{lic}, license.OpSuspend, license.OpRestore, license.OpRevoke)
+		if dl, err := d.DeadLetters(ctxT(t)); err != nil || len(dl) != 0 {
+			t.Errorf("dead letters left: %+v %v", dl, err)
+		}
+	})
+}
+
+// TestBlockedMarkersRebuiltFromDeadLetters: the KV lost the blocked
+// markers and the dead letter set; a new leader rebuilds them from the
+// dead letter objects, and a later event is parked, not delivered.
+func TestBlockedMarkersRebuiltFromDeadLetters(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		f := newFixture(t, b)
+		p := newProvince(t, f.ring)
+		lic := f.push(t, 1, license.OpSuspend)
+		p.mu.Lock()
+		p.reject[lic+"/new"] = true
+		p.mu.Unlock()
+		d := f.deliverer(t, p.srv.URL, nil)
+		stop := start(t, d)
+		waitFor(t, time.Minute, "two dead letters", func() bool {
+			dl, err := d.DeadLetters(ctxT(t))
+			return err == nil && len(dl) == 2
+		})
+		stop()
+		for _, k := range []string{blockedKey + lic, DLQKey} {
+			if err := b.kv.Delete(ctxT(t), k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.mu.Lock()
+		p.reject = map[string]bool{}
+		p.mu.Unlock()
+		later := lic + "/restore/2"
+		if _, err := f.lib.ChangeStatus(ctxT(t), lic, license.OpRestore, "x", "app"); err != nil {
+			t.Fatal(err)
+		}
+		start(t, f.deliverer(t, p.srv.URL, nil))
+		waitFor(t, 20*time.Second, "the later event parked", func() bool {
+			_, err := b.objects.Head(ctxT(t), DLQObject(later))
+			return err == nil || p.delivered()[later] > 0
+		})
+		if p.delivered()[later] > 0 {
+			t.Fatalf("%s delivered past the dead letter %s/new", later, lic)
+		}
+		if v, err := b.kv.Get(ctxT(t), blockedKey+lic); err != nil || string(v) != lic+"/new" {
+			t.Errorf("blocked marker %q %v", v, err)
+		}
+		waitFor(t, 20*time.Second, "the dead letter set rebuilt", func() bool {
+			m, err := b.kv.SMembers(ctxT(t), DLQKey)
+			return err == nil && len(m) == 3
+		})
+	})
 }

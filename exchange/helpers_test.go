@@ -142,7 +142,7 @@ func (f *fixture) push(t testing.TB, n int, ops ...string) string {
 func (f *fixture) deliverer(t testing.TB, url string, mod func(*DeliverConfig)) *Deliverer {
 	t.Helper()
 	cfg := DeliverConfig{Objects: f.b.objects, KV: f.b.kv, Licenses: f.lib, Signers: f.ring, Authority: hubAuthority,
-		ProvinceURL: url, Concurrency: 4, MaxAttempts: 4, MaxRetryAfter: 50 * time.Millisecond, Timeout: 2 * time.Second,
+		ProvinceURL: url, Concurrency: 4, MaxAttempts: 4, MaxRetryAfter: 50 * time.Millisecond, Timeout: 10 * time.Second,
 		LeaseTTL: 3 * time.Second, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 		BreakerFailures: 1000, BreakerOpenFor: 100 * time.Millisecond, Poll: 20 * time.Millisecond,
 		CheckpointEvery: 50 * time.Millisecond, OpTimeout: 5 * time.Second, Logger: quiet()}
@@ -321,6 +321,35 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitDelivered waits (generously: it returns as soon as they are) until
+// every event in want is delivered; it fails at once, naming them, when
+// dead letters appear, and names the missing events on timeout.
+func waitDelivered(t testing.TB, d *Deliverer, p *province, want map[string]bool, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for i := 0; ; i++ {
+		if allDelivered(p, want)() {
+			return
+		}
+		if i%20 == 0 {
+			if dl, err := d.DeadLetters(ctxT(t)); err == nil && len(dl) > 0 {
+				t.Fatalf("dead letters while waiting for delivery: %+v", dl)
+			}
+		}
+		if time.Now().After(deadline) {
+			got := p.delivered()
+			var missing []string
+			for id := range want {
+				if got[id] == 0 {
+					missing = append(missing, id)
+				}
+			}
+			t.Fatalf("timed out waiting for every event delivered; missing %v", missing)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

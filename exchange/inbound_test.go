@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/client"
 	"github.com/licensehub/licensehub/exchange"
+	"github.com/licensehub/licensehub/exchange/provsim"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/internal/testenv"
 	"github.com/licensehub/licensehub/license"
@@ -324,4 +326,42 @@ func TestEventTypeMatchesLibrary(t *testing.T) {
 	if exchange.EventType != "licensehub.exchange.event" {
 		t.Fatal(exchange.EventType)
 	}
+}
+
+// TestReceivePusherPlan: what the province simulator sends (foreign
+// licenses, then their status changes shuffled and partly duplicated) is
+// what the inbound side accepts: nothing rejected, every license stored
+// with every change applied once, in sequence.
+func TestReceivePusherPlan(t *testing.T) {
+	ibEachBackend(t, func(t *testing.T, s ibStores) {
+		k := ibNewKit(t, s)
+		signer, err := k.province.SignerFor(ibProvinceCode, ibNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := provsim.NewPusher(provsim.PushConfig{HubURL: "http://unused.invalid", Signer: signer, Count: 4,
+			Statuses: 3, Shuffle: true, Duplicate: 0.5, Now: func() time.Time { return ibNow },
+			Credentials: client.Credentials{AppID: "province", Secret: []byte("unused-secret-0123456789")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lics, sts, err := p.Plan(ibCtxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pl := range append(lics, sts...) {
+			if res, err := k.in.Receive(ibCtxT(t), pl.Envelope); err != nil || res.Outcome == exchange.OutcomeRejected {
+				t.Fatalf("%s: %+v %v", pl.Event.ID, res, err)
+			}
+		}
+		for _, pl := range lics {
+			rec, err := k.lib.Get(ibCtxT(t), pl.Event.License)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.History) != 3 || rec.Status != license.StatusSuspended { // suspend, restore, suspend
+				t.Fatalf("%s: status %s, %d changes", pl.Event.License, rec.Status, len(rec.History))
+			}
+		}
+	})
 }

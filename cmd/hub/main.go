@@ -170,6 +170,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	// The exchange with the provincial platform: feed and reconcile routes
 	// always; delivery (one leader across instances) when enabled, stopped
 	// before the stores close.
+	province, err := startDemoProvince(cfg, ring, log) // demo: the province simulated in process
+	if err != nil {
+		return err
+	}
+	defer province.Stop()
 	hx, err := openExchange(ctx, cfg, b, cat, lib, ring, reg, log)
 	if err != nil {
 		return err
@@ -194,6 +199,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		printNextSteps(os.Stderr, addr, b)
 		printDemoSteps(os.Stderr, "http://"+addr, keyCfg.dir, simURL, demo)
 		printConversionSteps(os.Stderr, "http://"+addr, demo)
+		printExchangeSteps(os.Stderr, "http://"+addr, province)
 	}
 	if ready != nil {
 		ready <- addr

@@ -382,3 +382,122 @@ func TestKilledRightAfterAnswering(t *testing.T) {
 		t.Errorf("the record of the answered request is not in the sealed trail (%d records)", report.Records)
 	}
 }
+
+// TestDemoExchangeWithSimulatedProvince: in demo mode the hub starts the
+// province simulator in process, the demo license's event reaches it as a
+// signed envelope that verifies, and the next steps say how to follow the
+// exchange. The simulator stops with the hub.
+func TestDemoExchangeWithSimulatedProvince(t *testing.T) {
+	bin := buildHub(t)
+	dataDir := t.TempDir()
+	configs, err := filepath.Abs(filepath.Join("..", "..", "configs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir,
+		"HUB_AUTH_MEMBERS_FILE="+filepath.Join(configs, "members.yaml"), "HUB_CATALOG_DIR="+filepath.Join(configs, "catalog"),
+		"HUB_LOOKUP_MATTERS_FILE="+filepath.Join(configs, "matters.yaml"), "HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"),
+		"HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"), "HUB_CONVERSION_MAPPINGS_DIR="+filepath.Join(configs, "conversion"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	steps := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(stderrPipe) // until the hub exits
+		steps <- string(b)
+	}()
+	addr, logs := waitListening(t, stdout)
+	go io.Copy(io.Discard, stdout)
+	if !strings.Contains(logs, "DEMO: the provincial platform is simulated") {
+		t.Errorf("the simulated province is not announced:\n%s", logs)
+	}
+	var simURL string
+	for _, line := range strings.Split(logs, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "DEMO: the provincial platform is simulated" {
+			simURL, _ = rec["url"].(string)
+		}
+	}
+	if simURL == "" {
+		t.Fatalf("no simulator URL in the logs:\n%s", logs)
+	}
+	for _, f := range []string{filepath.Join(dataDir, "demo", "province-keys.json"), filepath.Join(dataDir, "demo", "province-keys", signing.KeyringFile)} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("province key: %v", err)
+		}
+	}
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	var stats struct {
+		Applied int64 `json:"applied"`
+		Invalid int64 `json:"invalid"`
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get(simURL + "/_sim/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&stats)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats.Applied >= 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if stats.Applied < 1 || stats.Invalid != 0 {
+		t.Errorf("simulator stats %+v: want the demo license's event applied, no envelope refused", stats)
+	}
+	resp, err := client.Get(simURL + "/v1/reconcile?date=" + time.Now().UTC().Format(time.DateOnly) + "&ids=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "20230000403") {
+		t.Errorf("the province has not the demo license's event: %s", b)
+	}
+	client.CloseIdleConnections()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	out := <-steps
+	for _, want := range []string{
+		"curl -s " + simURL + "/_sim/stats",
+		"HUB_EXCHANGE_PROVINCE_URL=" + simURL + " go run ./cmd/hubctl exchange reconcile --date ",
+		"HUBCTL_APP_ID=" + demoProvinceApp,
+		"hubcurl GET '/v1/exchange/changes",
+		"go run ./cmd/province-sim push -hub http://" + addr + " -app-id " + demoProvinceApp,
+		"-keys-dir " + filepath.Join(dataDir, "demo", "province-keys"),
+		"hubcurl GET /v1/licenses/1.2.156.3005.2.",
+		"Stock-license conversion", // the existing steps stay
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the next steps do not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "%!") {
+		t.Errorf("a formatting mistake in the steps:\n%s", out)
+	}
+	if _, err := http.Get(simURL + "/_sim/stats"); err == nil {
+		t.Errorf("the simulator still answers after the hub stopped")
+	}
+}

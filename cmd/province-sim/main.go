@@ -46,16 +46,25 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
+	stop()
+	os.Exit(code)
+}
+
+// realMain runs the command (push, or the simulator) and returns its exit
+// status: 0, or 2 when it fails (a bad flag included).
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) int {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "push" {
-		err = push(ctx, os.Args[2:], os.Stdout)
+	if len(args) > 0 && args[0] == "push" {
+		err = push(ctx, args[1:], stdout)
 	} else {
-		err = run(ctx, os.Args[1:], os.Stdout, nil)
+		err = run(ctx, args, stdout, ready)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "province-sim:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "province-sim:", err)
+		return 2
 	}
+	return 0
 }
 
 // provinceKey opens (creating on first use) the province's keyring and

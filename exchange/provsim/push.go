@@ -69,6 +69,10 @@ type PushResult struct {
 	EventIDs []string       `json:"event_ids"` // the distinct events, in sending order
 	Answers  []string       `json:"-"`         // the bodies of the final answers
 	Ops      map[string]int `json:"ops"`
+	// Refused counts envelopes the hub answered as rejected (in a 200
+	// batch answer, or a single envelope's 4xx); Push then fails.
+	Refused      int    `json:"refused"`
+	FirstRefusal string `json:"first_refusal,omitempty"`
 }
 
 // Pusher sends foreign licenses and their status changes to the hub.
@@ -210,7 +214,7 @@ func foreignLicense(typeCode, authority string, seed uint64, i int, now time.Tim
 	issue := now.In(license.CST).Format(license.DateLayout)
 	return &license.License{
 		Identifier: id.String(), Name: "营业执照", TypeCode: typeCode, TypeName: "营业执照",
-		Number: fmt.Sprintf("P%s", serial), Version: "001",
+		Number: serial, Version: "001",
 		Issuer:    license.Party{Name: "外省市场监督管理局", Code: authority},
 		IssueDate: issue, ValidFrom: issue, ValidUntil: license.LongTerm,
 		Holder:   license.Holder{Name: fmt.Sprintf("省内示范企业%d有限公司", i), Code: first17 + string(check), CodeType: ident.HolderCreditCode},
@@ -248,6 +252,9 @@ func (p *Pusher) Push(ctx context.Context) (PushResult, error) {
 		}
 	}
 	res.Licenses = len(lics)
+	if res.Refused > 0 {
+		return res, fmt.Errorf("provsim: push: the hub refused %d envelopes; first: %s", res.Refused, clipText([]byte(res.FirstRefusal)))
+	}
 	return res, nil
 }
 
@@ -290,7 +297,26 @@ func (p *Pusher) send(ctx context.Context, batch []Planned, res *PushResult) err
 		res.Statuses[status]++
 		res.Answers = append(res.Answers, string(answer))
 		if status/100 != 2 {
+			res.Refused += len(batch)
 			return fmt.Errorf("provsim: push: HTTP %d: %s", status, clipText(answer))
+		}
+		var outcome struct {
+			Results []struct {
+				EventID string `json:"event_id"`
+				Outcome string `json:"outcome"`
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"results"`
+		}
+		if json.Unmarshal(answer, &outcome) == nil {
+			for _, r := range outcome.Results {
+				if r.Outcome == "rejected" {
+					res.Refused++
+					if res.FirstRefusal == "" {
+						res.FirstRefusal = r.EventID + ": " + r.Code + " " + r.Message
+					}
+				}
+			}
 		}
 		return nil
 	}
