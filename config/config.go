@@ -57,9 +57,6 @@ type Exchange struct {
 	// ProvinceKeys is the path of the province's signing.Bundle JSON
 	// (verifies inbound envelopes).
 	ProvinceKeys string `yaml:"province_keys"`
-	// ProvinceApp is the member app ID of the provincial platform (the only
-	// app allowed to post inbound envelopes).
-	ProvinceApp string `yaml:"province_app"`
 	// Concurrency is the number of delivery lanes (licenses delivered in
 	// parallel; one license's events stay in order).
 	Concurrency int `yaml:"concurrency"`
@@ -249,7 +246,7 @@ func Default() Config {
 			MaxUpload: 2 << 30},
 		Adapters: Adapters{CertificateValidity: Duration(72 * time.Hour),
 			PublicSecurity: defaultUpstream(), SocialSecurity: defaultUpstream(), Tax: defaultUpstream()},
-		Exchange: Exchange{ProvinceApp: "province", Concurrency: 16, MaxAttempts: 8,
+		Exchange: Exchange{Concurrency: 16, MaxAttempts: 8,
 			MaxRetryAfter: Duration(60 * time.Second), Timeout: Duration(10 * time.Second),
 			LeaseTTL: Duration(30 * time.Second), FeedSettle: Duration(15 * time.Second)},
 		Demo: Demo{Enabled: true},
@@ -702,9 +699,6 @@ func (v Exchange) validate(bad func(key, format string, args ...any)) {
 		} else if err := checkURL(v.ProvinceURL, "http", "https"); err != nil {
 			bad("exchange.province_url", "%v", err)
 		}
-	}
-	if strings.TrimSpace(v.ProvinceApp) == "" {
-		bad("exchange.province_app", "is required: the provincial platform's member app ID")
 	}
 	if v.Concurrency < 1 || v.Concurrency > 1024 {
 		bad("exchange.concurrency", "must be 1..1024, got %d", v.Concurrency)
