@@ -29,6 +29,10 @@ import (
 	"github.com/licensehub/licensehub/signing"
 )
 
+// benchRuns numbers the registers of the hub runs: every run converts
+// licenses of its own numbers.
+var benchRuns atomic.Int64
+
 // benchWorkers is the push concurrency of the conversion and of the raw
 // PUT baseline.
 var benchWorkers = envIntRaw("CONVERT_BENCH_WORKERS", 16)
@@ -95,7 +99,7 @@ func BenchmarkConvert(b *testing.B) {
 		var mallocs, bytesAlloc uint64
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			d := generate(rows, fmt.Sprintf("H%03d", i))
+			d := generate(rows, fmt.Sprintf("H%03d", benchRuns.Add(1)))
 			e.preload(b, d)
 			job := localJob(newJobID(), d.csv)
 			runtime.GC()
