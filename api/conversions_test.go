@@ -22,15 +22,10 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/audit"
 	"github.com/licensehub/licensehub/auth"
-	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/client"
 	"github.com/licensehub/licensehub/convert"
 	"github.com/licensehub/licensehub/convert/runner"
 	"github.com/licensehub/licensehub/ident"
-	"github.com/licensehub/licensehub/license"
-	"github.com/licensehub/licensehub/signing"
-	"github.com/licensehub/licensehub/store/fs"
-	"github.com/licensehub/licensehub/store/mem"
 )
 
 const (
@@ -45,23 +40,7 @@ license_type: "` + convType + `"
 authority: {name: 湖南省市场监督管理局, code: "` + convAuthority + `"}
 area_code: "430100"
 format: csv
-columns:
-  number: 注册号
-  holder.name: 企业名称
-  holder.code: 统一社会信用代码
-  issue_date: 发照日期
-  fields.unified_social_credit_code: 统一社会信用代码
-  fields.name: 企业名称
-  fields.entity_type: 类型
-  fields.legal_representative: 法定代表人
-  fields.established_date: 成立日期
-  fields.business_term_to: 营业期限至
-  fields.address: 住所
-  fields.business_scope: 经营范围
-  fields.registration_authority: 登记机关
-fixed:
-  holder.code_type: "001"
-default_validity: long_term
+` + testMappingColumns + `default_validity: long_term
 `
 
 // A mapping without a format: uploads must say it.
@@ -69,7 +48,10 @@ const testMappingNoFormat = `name: test-no-format
 license_type: "` + convType + `"
 area_code: "430100"
 authority: {name: 湖南省市场监督管理局, code: "` + convAuthority + `"}
-columns:
+` + testMappingColumns
+
+// testMappingColumns maps the test register's columns (both mappings).
+const testMappingColumns = `columns:
   number: 注册号
   holder.name: 企业名称
   holder.code: 统一社会信用代码
@@ -163,32 +145,8 @@ type convHub struct {
 // until the test ends.
 func startConversions(t *testing.T, maxUpload int64) *convHub {
 	t.Helper()
-	kv := mem.New()
-	t.Cleanup(func() { kv.Close() })
-	keys := t.TempDir()
-	now := time.Now().UTC()
-	for _, a := range []string{convAuthority, hubAuthority} {
-		if _, err := signing.Generate(keys, a, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ring, err := signing.OpenKeyring(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objects, err := fs.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Load("../configs/catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib, err := license.NewLibrary(license.Config{Objects: objects, KV: kv, Signers: ring,
-		Catalog: license.CatalogFunc(cat.Validator), DefaultValidUntil: cat.DefaultValidUntil, TypeName: cat.TypeName})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl := newTestLibrary(t)
+	kv, objects, cat, lib := tl.kv, tl.objects, tl.cat, tl.lib
 	dir := t.TempDir()
 	for name, text := range map[string]string{"test-register.yaml": testMapping, "test-no-format.yaml": testMappingNoFormat} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -215,15 +173,8 @@ func startConversions(t *testing.T, maxUpload int64) *convHub {
 	go func() { defer close(served); run.Serve(ctx, 20*time.Millisecond) }()
 	t.Cleanup(func() { stop(); <-served })
 
-	path := filepath.Join(t.TempDir(), "members.yaml")
 	s := func(app string) string { return string(secretOf(app)) }
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(conversionMembers, s("converter"), s("elsewhere"), s("viewer"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := auth.LoadRegistry(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := loadRegistry(t, fmt.Sprintf(conversionMembers, s("converter"), s("elsewhere"), s("viewer")))
 	trail := newTrail(t, kv)
 	h := startWith(t, Options{Auth: auth.NewAuthenticator(reg, kv), Limiter: auth.NewLimiter(kv), Audit: trail,
 		Library: lib, Conversions: &Conversions{Runner: run, Mappings: mappings, MaxUpload: maxUpload}}, nil)
@@ -271,13 +222,7 @@ func (h *convHub) upload(t *testing.T, app string, query url.Values, file []byte
 	if err := client.SignRequest(req, signed, client.Credentials{AppID: app, Secret: secretOf(app)}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return send(t, req)
 }
 
 // waitDone polls the job until it is done (or failed).

@@ -3,53 +3,21 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/exchange"
-	"github.com/licensehub/licensehub/store/fs"
-	"github.com/licensehub/licensehub/store/mem"
 )
 
 func TestExchangeFeedAndReconcile(t *testing.T) {
-	kv := mem.New()
-	t.Cleanup(func() { kv.Close() })
-	objects, err := fs.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv, objects := newTestStores(t)
 	at := time.Now().UTC().Add(-time.Hour)
 	if ok, err := exchange.RecordCatalogChange(t.Context(), objects, kv, exchange.CatalogChange{Digest: "abc", Types: []string{"t"}}, at); err != nil || !ok {
 		t.Fatalf("catalog event %v %v", ok, err)
 	}
 	rec := &exchange.Reconciler{Objects: objects}
-	reg := `members:
-  - app_id: province
-    name: province
-    department: test
-    roles: [provincial_platform]
-    secret: ` + string(secretOf("province")) + `
-    grants:
-      - operations: [exchange.read]
-  - app_id: issuer
-    name: issuer
-    department: test
-    roles: [issuing_department]
-    secret: ` + string(secretOf("issuer")) + `
-    grants:
-      - operations: [license.read]
-`
-	path := filepath.Join(t.TempDir(), "members.yaml")
-	if err := os.WriteFile(path, []byte(reg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	registry, err := auth.LoadRegistry(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	registry := provinceAndIssuer(t, "exchange.read", "license.read")
 	h := startWith(t, Options{Auth: auth.NewAuthenticator(registry, kv), Limiter: auth.NewLimiter(kv),
 		Audit: newTrail(t, kv), Exchange: &Exchange{Feed: &exchange.Feed{Objects: objects, Authority: "hub", Settle: 15 * time.Second},
 			Digest: rec.Digest}}, nil)

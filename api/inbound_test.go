@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +11,9 @@ import (
 	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/exchange"
 	"github.com/licensehub/licensehub/ident"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
-	"github.com/licensehub/licensehub/store/fs"
-	"github.com/licensehub/licensehub/store/mem"
 )
 
 const (
@@ -26,16 +23,7 @@ const (
 
 func inboundRing(t *testing.T, authority string) *signing.Keyring {
 	t.Helper()
-	dir := t.TempDir()
-	now := time.Now().UTC()
-	if _, err := signing.Generate(dir, authority, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	r, err := signing.OpenKeyring(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return testkeys.Current(t, authority)
 }
 
 func inboundEnvelope(t *testing.T, province, issuer *signing.Keyring, number string) string {
@@ -68,12 +56,7 @@ func inboundEnvelope(t *testing.T, province, issuer *signing.Keyring, number str
 }
 
 func TestInboundEndpoint(t *testing.T) {
-	kv := mem.New()
-	t.Cleanup(func() { kv.Close() })
-	objects, err := fs.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv, objects := newTestStores(t)
 	lib, err := license.NewLibrary(license.Config{Objects: objects, KV: kv, Signers: inboundRing(t, "11430000006122244L"),
 		Catalog: license.CatalogFunc(func(string) (license.Validator, bool) { return nil, false })})
 	if err != nil {
@@ -85,30 +68,7 @@ func TestInboundEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := `members:
-  - app_id: province
-    name: province
-    department: test
-    roles: [provincial_platform]
-    secret: ` + string(secretOf("province")) + `
-    grants:
-      - operations: [exchange.inbound, exchange.read]
-  - app_id: issuer
-    name: issuer
-    department: test
-    roles: [issuing_department]
-    secret: ` + string(secretOf("issuer")) + `
-    grants:
-      - operations: [license.create, license.change, license.read]
-`
-	path := filepath.Join(t.TempDir(), "members.yaml")
-	if err := os.WriteFile(path, []byte(reg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	registry, err := auth.LoadRegistry(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	registry := provinceAndIssuer(t, "exchange.inbound, exchange.read", "license.create, license.change, license.read")
 	trail := newTrail(t, kv)
 	h := startWith(t, Options{Auth: auth.NewAuthenticator(registry, kv), Limiter: auth.NewLimiter(kv),
 		Audit: trail, Inbound: in}, nil)

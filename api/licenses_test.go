@@ -9,12 +9,8 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/auth"
-	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/lookup"
-	"github.com/licensehub/licensehub/signing"
-	"github.com/licensehub/licensehub/store/fs"
-	"github.com/licensehub/licensehub/store/mem"
 )
 
 const pushBody = `{
@@ -41,32 +37,8 @@ func startLibrary(t *testing.T) *harness {
 // gateway, the once-only lookups over it).
 func startHub(t *testing.T, gw lookup.Gateway) (*harness, *license.Library) {
 	t.Helper()
-	kv := mem.New()
-	t.Cleanup(func() { kv.Close() })
-	keys := t.TempDir()
-	now := time.Now().UTC()
-	for _, a := range []string{"11430000006122244L", hubAuthority} {
-		if _, err := signing.Generate(keys, a, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ring, err := signing.OpenKeyring(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objects, err := fs.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Load("../configs/catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib, err := license.NewLibrary(license.Config{Objects: objects, KV: kv, Signers: ring,
-		Catalog: license.CatalogFunc(cat.Validator), DefaultValidUntil: cat.DefaultValidUntil, TypeName: cat.TypeName})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl := newTestLibrary(t)
+	kv, ring, objects, cat, lib := tl.kv, tl.ring, tl.objects, tl.cat, tl.lib
 	o := Options{Auth: auth.NewAuthenticator(writeRegistry(t), kv), Limiter: auth.NewLimiter(kv),
 		Audit: newTrail(t, kv), Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Catalog: cat, Library: lib}
 	if gw != nil {

@@ -21,8 +21,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -48,6 +46,7 @@ import (
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/internal/logging"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/lookup"
 	"github.com/licensehub/licensehub/signing"
@@ -81,14 +80,7 @@ func benchRegistry(b testing.TB) *auth.Registry {
 			"    secret: " + string(secretOf(m.app)) + "\n    grants:\n      - operations: " + m.ops +
 			"\n    rate_limit: {requests: 1000000, per: 1s}\n")
 	}
-	path := filepath.Join(b.TempDir(), "members.yaml")
-	if err := os.WriteFile(path, []byte(sb.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	reg, err := auth.LoadRegistry(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	reg := loadRegistry(b, sb.String())
 	return reg
 }
 
@@ -168,18 +160,7 @@ func startBenchHub(b *testing.B, matters *lookup.Matters, gw lookup.Gateway) *be
 
 func benchKeyring(b *testing.B) *signing.Keyring {
 	b.Helper()
-	keys := b.TempDir()
-	now := time.Now().UTC()
-	for _, a := range []string{"11430000006122244L", hubAuthority} {
-		if _, err := signing.Generate(keys, a, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ring, err := signing.OpenKeyring(keys)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return ring
+	return testkeys.Current(b, "11430000006122244L", hubAuthority)
 }
 
 // serveBench is startWith with the production log level (info; startWith

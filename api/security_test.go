@@ -3,10 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/client"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/store/fs"
@@ -60,29 +58,15 @@ func writeRegistry(t testing.TB) *auth.Registry {
 		b.WriteString("  - app_id: " + app + "\n    name: " + app + "\n    department: test\n    roles: [" + role + "]\n" +
 			"    secret: " + string(secretOf(app)) + "\n    grants:\n      - operations: " + ops + "\n    rate_limit: " + limit + "\n")
 	}
-	path := filepath.Join(t.TempDir(), "members.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := auth.LoadRegistry(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := loadRegistry(t, b.String())
 	return reg
 }
 
 // newTrail is a real audit trail on a filesystem store and local journal.
 func newTrail(t testing.TB, kv licensehub.KV) *audit.Trail {
 	t.Helper()
-	keys := t.TempDir()
 	now := time.Now().UTC()
-	if _, err := signing.Generate(keys, hubAuthority, now.Add(-time.Minute), now.AddDate(1, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := signing.OpenKeyring(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := testkeys.Keyring(t, now.Add(-time.Minute), now.AddDate(1, 0, 0), hubAuthority)
 	objects, err := fs.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -122,13 +106,7 @@ func (h *harness) call(t *testing.T, app, method, path string, body string, at t
 	if edit != nil {
 		edit(req)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return send(t, req)
 }
 
 func TestAuthenticationErrors(t *testing.T) {

@@ -106,6 +106,12 @@ func (h *harness) do(t *testing.T, method, path string, body io.Reader, hdr map[
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	return send(t, req)
+}
+
+// send sends req and reads the whole response.
+func send(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,13 +16,9 @@ import (
 	"github.com/licensehub/licensehub/exchange"
 	"github.com/licensehub/licensehub/exchange/provsim"
 	"github.com/licensehub/licensehub/ident"
-	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
-	fsstore "github.com/licensehub/licensehub/store/fs"
-	memstore "github.com/licensehub/licensehub/store/mem"
-	miniostore "github.com/licensehub/licensehub/store/minio"
-	redisstore "github.com/licensehub/licensehub/store/redis"
 )
 
 const (
@@ -45,59 +40,19 @@ type accBackend struct {
 }
 
 func accFsMem(t testing.TB) accBackend {
-	objs, err := fsstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv := memstore.New()
-	t.Cleanup(func() { kv.Close(); objs.Close() })
+	objs, kv := exchange.OpenTestFsMem(t)
 	return accBackend{"fs+mem", objs, kv}
 }
 
-func accMinioRedis(t testing.TB) accBackend {
-	m := testenv.RequireMinIO(t)
-	u := testenv.RequireRedis(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	objs, err := miniostore.Open(ctx, miniostore.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey,
-		SecretKey: m.SecretKey, Bucket: m.Bucket(t), OpTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := redisstore.Open(ctx, redisstore.Config{URL: u, Prefix: testenv.Name(t) + ":"})
-	if err != nil {
-		objs.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c := context.Background()
-		if keys, err := kv.Client().Keys(c, kv.Key("*")).Result(); err == nil && len(keys) > 0 {
-			kv.Client().Del(c, keys...)
-		}
-		kv.Close()
-		objs.Close()
-	})
-	return accBackend{"minio+redis", objs, kv}
-}
-
 func accEachBackend(t *testing.T, f func(t *testing.T, b accBackend)) {
-	t.Run("fs+mem", func(t *testing.T) { f(t, accFsMem(t)) })
-	if os.Getenv("HUB_TEST_MINIO_ENDPOINT") != "" || os.Getenv("HUB_TEST_REQUIRE_BACKENDS") == "1" {
-		t.Run("minio+redis", func(t *testing.T) { f(t, accMinioRedis(t)) })
-	}
+	exchange.EachTestBackend(t, 10*time.Second, func(t *testing.T, name string, objects licensehub.ObjectStore, kv licensehub.KV) {
+		f(t, accBackend{name, objects, kv})
+	})
 }
 
 func accKeyring(t testing.TB) *signing.Keyring {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := signing.Generate(dir, accHub, time.Now().Add(-24*time.Hour), time.Now().AddDate(2, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := signing.OpenKeyring(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ring
+	return testkeys.Keyring(t, time.Now().Add(-24*time.Hour), time.Now().AddDate(2, 0, 0), accHub)
 }
 
 func accLibrary(t testing.TB, b accBackend, ring *signing.Keyring) *license.Library {
@@ -133,7 +88,7 @@ func accDelivery(b accBackend, lib *license.Library, ring *signing.Keyring, url 
 }
 
 // accStart runs a deliverer until the returned stop is called.
-func accStart(t *testing.T, cfg exchange.DeliverConfig) (stop func()) {
+func accStart(t testing.TB, cfg exchange.DeliverConfig) (stop func()) {
 	t.Helper()
 	d, err := exchange.NewDeliverer(cfg)
 	if err != nil {

@@ -68,7 +68,7 @@ func BenchmarkDelivery(b *testing.B) {
 		b.ResetTimer()
 		cfg := accDelivery(bk, lib, ring, ts.URL, tr)
 		cfg.Concurrency = benchConcurrency
-		stop := accStartB(b, cfg)
+		stop := accStart(b, cfg)
 		for sim.Stats().Applied < base+int64(b.N) {
 			time.Sleep(time.Millisecond)
 		}
@@ -106,22 +106,4 @@ func BenchmarkDelivery(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-}
-
-// accStartB runs a deliverer for a benchmark until stop.
-func accStartB(b *testing.B, cfg exchange.DeliverConfig) (stop func()) {
-	d, err := exchange.NewDeliverer(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.Run(ctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
 }

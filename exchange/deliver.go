@@ -11,7 +11,6 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"sort"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/internal/httpretry"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 )
@@ -327,7 +327,7 @@ func (d *Deliverer) checkRetry(ctx context.Context, resp *http.Response, err err
 	}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Clock()); ok && ra > d.cfg.MaxRetryAfter {
+		if ra, ok := httpretry.RetryAfter(resp, d.cfg.Clock()); ok && ra > d.cfg.MaxRetryAfter {
 			return false, nil
 		}
 		return d.cb.State() != gobreaker.StateOpen, nil
@@ -338,38 +338,7 @@ func (d *Deliverer) checkRetry(ctx context.Context, resp *http.Response, err err
 }
 
 func (d *Deliverer) backoff(minD, maxD time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Clock()); ok {
-			return min(ra, d.cfg.MaxRetryAfter)
-		}
-	}
-	return jitter(minD, maxD, attempt)
-}
-
-func jitter(minD, maxD time.Duration, attempt int) time.Duration {
-	dd := maxD
-	if attempt < 30 {
-		dd = min(maxD, minD<<uint(attempt))
-	}
-	if dd <= 0 {
-		return 0
-	}
-	half := dd / 2
-	return half + time.Duration(mrand.Int64N(int64(dd-half)+1))
-}
-
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-		return time.Duration(min(n, 1<<31)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
+	return httpretry.Backoff(minD, maxD, attempt, resp, d.cfg.Clock(), d.cfg.MaxRetryAfter)
 }
 
 // sendResult is how one event's delivery ended.
@@ -427,7 +396,7 @@ func (d *Deliverer) send(ctx context.Context, eventID string, body []byte, attem
 				return res, nil
 			default:
 				res.lastErr = fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(snippet)))
-				if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Clock()); ok {
+				if ra, ok := httpretry.ParseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Clock()); ok {
 					retryAfter = min(ra, d.cfg.MaxRetryAfter)
 				}
 			}
@@ -444,7 +413,7 @@ func (d *Deliverer) send(ctx context.Context, eventID string, body []byte, attem
 		}
 		wait := retryAfter
 		if wait == 0 {
-			wait = jitter(d.cfg.MinBackoff, d.cfg.MaxBackoff, res.attempts)
+			wait = httpretry.Jitter(d.cfg.MinBackoff, d.cfg.MaxBackoff, res.attempts)
 		}
 		if made == 0 && throttled == 0 {
 			wait = min(wait, d.cfg.Poll) // breaker half-open: another lane is probing
@@ -554,7 +523,7 @@ func (d *Deliverer) retryStore(ctx context.Context, what string, fn func(context
 		if i%10 == 0 {
 			d.log.WarnContext(ctx, "exchange: store call failed; retrying", "what", what, "err", err.Error())
 		}
-		if err := sleep(ctx, jitter(d.cfg.MinBackoff, 5*time.Second, i)); err != nil {
+		if err := sleep(ctx, httpretry.Jitter(d.cfg.MinBackoff, 5*time.Second, i)); err != nil {
 			return err
 		}
 	}
@@ -722,7 +691,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev OutboxEvent, batch string, a
 			return sendResult{lastErr: err.Error()}, nil
 		}
 		d.log.WarnContext(ctx, "exchange: building an envelope failed; retrying", "event_id", ev.EventID, "err", err.Error())
-		if err := sleep(ctx, jitter(d.cfg.MinBackoff, 5*time.Second, i)); err != nil {
+		if err := sleep(ctx, httpretry.Jitter(d.cfg.MinBackoff, 5*time.Second, i)); err != nil {
 			return sendResult{}, err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 	fsstore "github.com/licensehub/licensehub/store/fs"
@@ -47,13 +48,16 @@ func fsMem(t testing.TB) backend {
 	return backend{name: "fs+mem", objects: objs, kv: kv}
 }
 
-func real(t testing.TB) backend {
+func real(t testing.TB) backend { return realWithin(t, 5*time.Second) }
+
+// realWithin is real with the given MinIO operation timeout.
+func realWithin(t testing.TB, opTimeout time.Duration) backend {
 	m := testenv.RequireMinIO(t)
 	u := testenv.RequireRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	objs, err := miniostore.Open(ctx, miniostore.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey,
-		SecretKey: m.SecretKey, Bucket: m.Bucket(t), OpTimeout: 5 * time.Second})
+		SecretKey: m.SecretKey, Bucket: m.Bucket(t), OpTimeout: opTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,10 +77,32 @@ func real(t testing.TB) backend {
 }
 
 func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
+	eachBackendWithin(t, 5*time.Second, f)
+}
+
+// eachBackendWithin runs f on fs+mem and, when the test servers are
+// configured, on minio+redis with the given MinIO operation timeout.
+func eachBackendWithin(t *testing.T, opTimeout time.Duration, f func(t *testing.T, b backend)) {
 	t.Run("fs+mem", func(t *testing.T) { f(t, fsMem(t)) })
 	if os.Getenv("HUB_TEST_MINIO_ENDPOINT") != "" || os.Getenv("HUB_TEST_REQUIRE_BACKENDS") == "1" {
-		t.Run("minio+redis", func(t *testing.T) { f(t, real(t)) })
+		t.Run("minio+redis", func(t *testing.T) { f(t, realWithin(t, opTimeout)) })
 	}
+}
+
+// The exported helpers below hand this file's fixtures to the external
+// exchange_test files (acceptance, inbound, bench); they exist only in
+// test builds.
+
+// EachTestBackend is eachBackendWithin for the exchange_test package.
+func EachTestBackend(t *testing.T, opTimeout time.Duration, f func(t *testing.T, name string, objects licensehub.ObjectStore, kv licensehub.KV)) {
+	t.Helper()
+	eachBackendWithin(t, opTimeout, func(t *testing.T, b backend) { f(t, b.name, b.objects, b.kv) })
+}
+
+// OpenTestFsMem is fsMem for the exchange_test package.
+func OpenTestFsMem(t testing.TB) (licensehub.ObjectStore, licensehub.KV) {
+	b := fsMem(t)
+	return b.objects, b.kv
 }
 
 type okValidator struct{}
@@ -91,17 +117,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, b backend) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	for _, a := range []string{authorityA, hubAuthority} {
-		if _, err := signing.Generate(dir, a, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-			time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ring, err := signing.OpenKeyring(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := testkeys.Fixed(t, authorityA, hubAuthority)
 	lib, err := license.NewLibrary(license.Config{Objects: b.objects, KV: b.kv, Signers: ring,
 		Catalog: license.CatalogFunc(func(string) (license.Validator, bool) { return okValidator{}, true }),
 		Logger:  quiet(), OpTimeout: 5 * time.Second})
@@ -245,7 +261,19 @@ func (p *province) serve(w http.ResponseWriter, r *http.Request) {
 		p.inflight[ev.License] = true
 	}
 	p.mu.Unlock()
-	time.Sleep(delay)
+	// A sender that gives up (a stopped leader cancels its request) ends
+	// the request here: its event is lost in transit, not still in flight
+	// when the next leader sends it again.
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-r.Context().Done():
+		p.mu.Lock()
+		delete(p.inflight, ev.License)
+		p.mu.Unlock()
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.inflight, ev.License)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -16,13 +15,9 @@ import (
 	"github.com/licensehub/licensehub/exchange"
 	"github.com/licensehub/licensehub/exchange/provsim"
 	"github.com/licensehub/licensehub/ident"
-	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
-	fsstore "github.com/licensehub/licensehub/store/fs"
-	memstore "github.com/licensehub/licensehub/store/mem"
-	miniostore "github.com/licensehub/licensehub/store/minio"
-	redisstore "github.com/licensehub/licensehub/store/redis"
 )
 
 const (
@@ -41,19 +36,7 @@ func ibCtxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func ibRing(t testing.TB, authority string) *signing.Keyring {
-	t.Helper()
-	dir := t.TempDir()
-	if _, err := signing.Generate(dir, authority, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
-		t.Fatal(err)
-	}
-	r, err := signing.OpenKeyring(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
+func ibRing(t testing.TB, authority string) *signing.Keyring { return testkeys.Fixed(t, authority) }
 
 type ibStores struct {
 	objects licensehub.ObjectStore
@@ -61,39 +44,8 @@ type ibStores struct {
 }
 
 func ibEachBackend(t *testing.T, f func(t *testing.T, s ibStores)) {
-	t.Run("fs+mem", func(t *testing.T) {
-		objs, err := fsstore.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv := memstore.New()
-		t.Cleanup(func() { objs.Close(); kv.Close() })
-		f(t, ibStores{objs, kv})
-	})
-	if os.Getenv("HUB_TEST_MINIO_ENDPOINT") == "" && os.Getenv("HUB_TEST_REQUIRE_BACKENDS") != "1" {
-		return
-	}
-	t.Run("minio+redis", func(t *testing.T) {
-		m := testenv.RequireMinIO(t)
-		u := testenv.RequireRedis(t)
-		objs, err := miniostore.Open(ibCtxT(t), miniostore.Config{Endpoint: m.Endpoint, AccessKey: m.AccessKey,
-			SecretKey: m.SecretKey, Bucket: m.Bucket(t), OpTimeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv, err := redisstore.Open(ibCtxT(t), redisstore.Config{URL: u, Prefix: testenv.Name(t) + ":"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx := context.Background()
-			if keys, err := kv.Client().Keys(ctx, kv.Key("*")).Result(); err == nil && len(keys) > 0 {
-				kv.Client().Del(ctx, keys...)
-			}
-			kv.Close()
-			objs.Close()
-		})
-		f(t, ibStores{objs, kv})
+	exchange.EachTestBackend(t, 5*time.Second, func(t *testing.T, _ string, objects licensehub.ObjectStore, kv licensehub.KV) {
+		f(t, ibStores{objects, kv})
 	})
 }
 

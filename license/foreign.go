@@ -136,19 +136,11 @@ func (l *Library) Import(ctx context.Context, doc []byte, prov Provenance) (*Pus
 	if prov.EventID != "" {
 		meta[metaForeignEvent] = prov.EventID
 	}
-	err = l.createObject(ctx, licenseKey(id), canon, docContentType, meta)
-	created := err == nil
+	created, raw, info, err := l.createLicense(ctx, id, canon, meta)
 	if err != nil {
-		if !isCode(err, licensehub.ECONFLICT) {
-			return nil, err
-		}
-		raw, info, gerr := l.getObject(ctx, licenseKey(id))
-		if gerr != nil {
-			if isCode(gerr, licensehub.ENOTFOUND) {
-				return nil, licensehub.Errorf(licensehub.EOBJECTSTORE, "license %s: create conflicted but the object cannot be read", id)
-			}
-			return nil, gerr
-		}
+		return nil, err
+	}
+	if !created {
 		switch {
 		case foreignOf(info.Metadata) == nil:
 			return nil, &licensehub.Error{Code: licensehub.ECONFLICT, Field: "identifier",

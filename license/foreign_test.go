@@ -9,25 +9,14 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/signing"
 )
 
 // provinceCode is the provincial platform's authority code in these tests.
 const provinceCode = "11430000006122000Q"
 
-func keyringFor(t testing.TB, authority string) *signing.Keyring {
-	t.Helper()
-	dir := t.TempDir()
-	if _, err := signing.Generate(dir, authority, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := signing.OpenKeyring(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ring
-}
+func keyringFor(t testing.TB, authority string) *signing.Keyring { return testkeys.Fixed(t, authority) }
 
 // foreignKit signs foreign licenses (authorityB, an authority elsewhere in
 // the province) and province envelopes.

@@ -178,6 +178,21 @@ func (l *Library) createObject(ctx context.Context, key string, data []byte, con
 	return objErr(ctx, err)
 }
 
+// createLicense writes license id's document create-only. When it exists
+// already it returns the stored bytes and their info instead, with
+// created false, for the caller to compare.
+func (l *Library) createLicense(ctx context.Context, id string, doc []byte, meta map[string]string) (created bool, raw []byte, info licensehub.ObjectInfo, err error) {
+	err = l.createObject(ctx, licenseKey(id), doc, docContentType, meta)
+	if err == nil || !isCode(err, licensehub.ECONFLICT) {
+		return err == nil, nil, info, err
+	}
+	raw, info, err = l.getObject(ctx, licenseKey(id))
+	if isCode(err, licensehub.ENOTFOUND) {
+		err = licensehub.Errorf(licensehub.EOBJECTSTORE, "license %s: create conflicted but the object cannot be read", id)
+	}
+	return false, raw, info, err
+}
+
 func (l *Library) listObjects(ctx context.Context, prefix string, fn func(licensehub.ObjectInfo) error) error {
 	// A listing may be long (Reindex): it is bounded by ctx, not OpTimeout.
 	return objErr(ctx, l.cfg.Objects.List(ctx, prefix, fn))

@@ -360,21 +360,12 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 	// write both arbitrates concurrent pushes and stores the record, in one
 	// atomic step.
 	id := p.id.String()
-	err = l.createObject(ctx, licenseKey(id), p.doc, docContentType,
-		map[string]string{metaDigest: p.digest, metaOp: p.op})
-	created := err == nil
-	doc := p.doc
+	created, raw, info, err := l.createLicense(ctx, id, p.doc, map[string]string{metaDigest: p.digest, metaOp: p.op})
 	if err != nil {
-		if !isCode(err, licensehub.ECONFLICT) {
-			return nil, err
-		}
-		raw, info, err := l.getObject(ctx, licenseKey(id))
-		if err != nil {
-			if isCode(err, licensehub.ENOTFOUND) {
-				return nil, licensehub.Errorf(licensehub.EOBJECTSTORE, "license %s: create conflicted but the object cannot be read", id)
-			}
-			return nil, err
-		}
+		return nil, err
+	}
+	doc := p.doc
+	if !created {
 		if info.Metadata[metaDigest] != p.digest {
 			what := "the same license number with other content"
 			if p.op != OpNew {

@@ -36,7 +36,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -51,6 +50,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	licensehub "github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/internal/httpretry"
 )
 
 // Config describes one upstream system. Zero values take the defaults noted.
@@ -612,7 +612,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.opt.clock()); ok && d > c.cfg.MaxRetryAfter {
+		if d, ok := httpretry.RetryAfter(resp, c.opt.clock()); ok && d > c.cfg.MaxRetryAfter {
 			return false, &retryAfterError{d: d}
 		}
 		if c.cb.State() == gobreaker.StateOpen {
@@ -631,42 +631,11 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 // backoff: Retry-After (already known to be <= MaxRetryAfter) when given on
 // 429/503, else capped exponential backoff with equal jitter.
 func (c *Client) backoff(minD, maxD time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.opt.clock()); ok {
-			return min(d, c.cfg.MaxRetryAfter)
-		}
-	}
-	d := maxD
-	if attempt < 30 {
-		d = min(maxD, minD<<uint(attempt))
-	}
-	if d <= 0 {
-		return 0
-	}
-	half := d / 2
-	return half + time.Duration(mrand.Int64N(int64(d-half)+1))
+	return httpretry.Backoff(minD, maxD, attempt, resp, c.opt.clock(), c.cfg.MaxRetryAfter)
 }
 
 // parseRetryAfter reads delta-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > 1<<31 {
-			n = 1 << 31
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
+var parseRetryAfter = httpretry.ParseRetryAfter
 
 // breakerTransport runs every HTTP attempt through the circuit breaker and
 // records it (count, window, metrics).

@@ -12,7 +12,7 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/audit"
-	"github.com/licensehub/licensehub/signing"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/store/fs"
 	"github.com/licensehub/licensehub/store/mem"
 )
@@ -25,13 +25,7 @@ func TestAuditVerify(t *testing.T) {
 	data := t.TempDir()
 	keysDir := filepath.Join(data, "keys")
 	now := time.Now().UTC()
-	if _, err := signing.Generate(keysDir, hubAuthority, now.Add(-time.Minute), now.AddDate(1, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := signing.OpenKeyring(keysDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := testkeys.KeyringIn(t, keysDir, now.Add(-time.Minute), now.AddDate(1, 0, 0), hubAuthority)
 	objects, err := fs.Open(filepath.Join(data, "objects"))
 	if err != nil {
 		t.Fatal(err)

@@ -23,36 +23,15 @@ import (
 	"github.com/licensehub/licensehub/convert/runner"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 	miniostore "github.com/licensehub/licensehub/store/minio"
-	redisstore "github.com/licensehub/licensehub/store/redis"
 )
 
 const acceptanceMapping = `name: acceptance-register
 description: 20,000-row test register (UTF-8 CSV)
-license_type: 11100000000013338W011
-authority:
-  name: 湖南省市场监督管理局（演示）
-  code: 11430000006122244L
-area_code: "430100"
-format: csv
-encoding: utf-8
-columns:
-  number: 注册号
-  holder.name: 企业名称
-  holder.code: 统一社会信用代码
-  issue_date: 发证日期
-  fields.name: 企业名称
-  fields.unified_social_credit_code: 统一社会信用代码
-  fields.entity_type: 企业类型
-  fields.legal_representative: 法定代表人
-  fields.established_date: 成立日期
-  fields.business_term_to: 营业期限至
-  fields.address: 住所
-  fields.business_scope: 经营范围
-  fields.registration_authority: 登记机关
-date_formats: ["2006-01-02"]
+` + testenv.RegisterMappingBody + `date_formats: ["2006-01-02"]
 `
 
 // register is a generated legacy register and what converting it gives.
@@ -131,41 +110,9 @@ func convertHubConfig(t *testing.T, dir string) (path string, objects *miniostor
 	redisURL := testenv.RequireRedis(t)
 	bucket := mio.Bucket(t)
 	prefix := testenv.Name(t) + ":"
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(dir, "keys")
-	now := time.Now()
-	if _, err := signing.Generate(keys, "11430000006122244L", now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`data_dir: %[1]s/data
-minio:
-  endpoint: http://%[2]s
-  access_key: %[3]s
-  secret_key: %[4]s
-  bucket: %[5]s
-redis:
-  url: %[6]s
-  prefix: "%[7]s"
-signing:
-  keys_dir: %[8]s
-catalog:
-  dir: %[9]s/configs/catalog
-auth:
-  members_file: %[9]s/configs/members.yaml
-lookup:
-  matters_file: %[9]s/configs/matters.yaml
-audit:
-  journal_dir: %[1]s/audit
-conversion:
-  mappings_dir: %[9]s/configs/conversion
-`, dir, mio.Endpoint, mio.AccessKey, mio.SecretKey, bucket, redisURL, prefix, keys, repo)
-	path = filepath.Join(dir, "hub.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path = testenv.WriteHubConfig(t, testenv.HubConfig{Dir: dir, Keys: hubKeys(t, dir), MinIO: &mio, Bucket: bucket,
+		RedisURL: redisURL, RedisPrefix: prefix})
+	var err error
 	objects, err = miniostore.Open(t.Context(), miniostore.Config{Endpoint: mio.Endpoint, AccessKey: mio.AccessKey,
 		SecretKey: mio.SecretKey, Bucket: bucket})
 	if err != nil {
@@ -173,33 +120,19 @@ conversion:
 	}
 	t.Cleanup(func() {
 		objects.Close()
-		cleanRedisPrefix(t, redisURL, prefix)
+		testenv.CleanRedisPrefix(t, redisURL, prefix)
 	})
 	return path, objects
 }
 
-// cleanRedisPrefix deletes the test's Redis keys.
-func cleanRedisPrefix(t testing.TB, url, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	kv, err := redisstore.Open(ctx, redisstore.Config{URL: url, Prefix: prefix})
-	if err != nil {
-		t.Logf("cleaning %s*: %v", prefix, err)
-		return
-	}
-	defer kv.Close()
-	iter := kv.Client().Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			kv.Client().Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		kv.Client().Unlink(ctx, keys...)
-	}
+// hubKeys generates the test authority's signing key in dir/keys and
+// returns that directory.
+func hubKeys(t testing.TB, dir string) string {
+	t.Helper()
+	keys := filepath.Join(dir, "keys")
+	now := time.Now()
+	testkeys.Generate(t, keys, now.Add(-time.Hour), now.AddDate(1, 0, 0), "11430000006122244L")
+	return keys
 }
 
 // hubctlCmd is hubctl with the environment stripped of HUB_* variables
@@ -461,35 +394,12 @@ func TestConvertUsage(t *testing.T) {
 // second run of the same command finds the job done.
 func TestConvertDryRunEmbedded(t *testing.T) {
 	dir := t.TempDir()
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(dir, "keys")
-	now := time.Now()
-	if _, err := signing.Generate(keys, "11430000006122244L", now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`data_dir: %[1]s/data
-signing:
-  keys_dir: %[2]s
-catalog:
-  dir: %[3]s/configs/catalog
-auth:
-  members_file: %[3]s/configs/members.yaml
-lookup:
-  matters_file: %[3]s/configs/matters.yaml
-audit:
-  journal_dir: %[1]s/audit
-conversion:
-  mappings_dir: %[3]s/configs/conversion
-`, dir, keys, repo)
-	cfgPath := filepath.Join(dir, "hub.yaml")
+	cfgPath := testenv.WriteHubConfig(t, testenv.HubConfig{Dir: dir, Keys: hubKeys(t, dir)})
 	reg := makeRegister(2500)
 	file := filepath.Join(dir, "register.csv")
 	mapping := filepath.Join(dir, "acceptance-register.yaml")
 	rejects := filepath.Join(dir, "rejects.csv")
-	for p, data := range map[string][]byte{cfgPath: []byte(cfg), file: reg.csv, mapping: []byte(acceptanceMapping)} {
+	for p, data := range map[string][]byte{file: reg.csv, mapping: []byte(acceptanceMapping)} {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -17,8 +17,8 @@ import (
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/exchange"
 	"github.com/licensehub/licensehub/exchange/provsim"
-	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/store/fs"
@@ -51,15 +51,7 @@ func newExchangeHub(t *testing.T, useMinIO bool) *exchangeHub {
 	data := t.TempDir()
 	keys := filepath.Join(data, "keys")
 	now := time.Now().UTC()
-	for _, a := range []string{exIssuer, exHub} {
-		if _, err := signing.Generate(keys, a, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ring, err := signing.OpenKeyring(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := testkeys.KeyringIn(t, keys, now.Add(-time.Hour), now.AddDate(1, 0, 0), exIssuer, exHub)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h := &exchangeHub{ring: ring}
@@ -132,13 +124,7 @@ func (h *exchangeHub) push(t *testing.T, number string, ops ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	const holder = "91350100M000100Y43"
-	out, err := h.lib.Push(ctx, license.PushRequest{App: "test", TypeCode: "11100000000013338W011",
-		Issuer: license.Party{Name: "湖南省市场监督管理局", Code: exIssuer}, Number: number,
-		Holder:    license.Holder{Name: "长沙示范科技有限公司", Code: holder, CodeType: ident.HolderCreditCode},
-		IssueDate: "2023-03-01", ValidFrom: "2023-03-01", AreaCode: "430100",
-		Fields: map[string]any{"unified_social_credit_code": holder, "name": "长沙示范科技有限公司", "entity_type": "有限责任公司",
-			"legal_representative": "张三", "established_date": "2023-03-01", "business_term_to": "long-term",
-			"address": "长沙市岳麓区示范路1号", "business_scope": "软件开发", "registration_authority": "长沙市市场监督管理局"}})
+	out, err := h.lib.Push(ctx, testPush(exIssuer, holder, number))
 	if err != nil {
 		t.Fatal(err)
 	}

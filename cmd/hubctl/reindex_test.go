@@ -11,11 +11,23 @@ import (
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
-	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/store/fs"
 	"github.com/licensehub/licensehub/store/redis"
 )
+
+// testPush is the push of a business license numbered number, issued by
+// issuer to holder.
+func testPush(issuer, holder, number string) license.PushRequest {
+	return license.PushRequest{App: "test", TypeCode: "11100000000013338W011",
+		Issuer: license.Party{Name: "湖南省市场监督管理局", Code: issuer}, Number: number,
+		Holder:    license.Holder{Name: "长沙示范科技有限公司", Code: holder, CodeType: ident.HolderCreditCode},
+		IssueDate: "2023-03-01", ValidFrom: "2023-03-01", AreaCode: "430100",
+		Fields: map[string]any{"unified_social_credit_code": holder, "name": "长沙示范科技有限公司", "entity_type": "有限责任公司",
+			"legal_representative": "张三", "established_date": "2023-03-01", "business_term_to": "long-term",
+			"address": "长沙市岳麓区示范路1号", "business_scope": "软件开发", "registration_authority": "长沙市市场监督管理局"}}
+}
 
 // TestReindex: licenses pushed, Redis emptied, `hubctl reindex` run, and
 // lookups answer exactly as before.
@@ -25,13 +37,7 @@ func TestReindex(t *testing.T) {
 	data := t.TempDir()
 	keys := filepath.Join(data, "keys")
 	now := time.Now().UTC()
-	if _, err := signing.Generate(keys, "11430000006122244L", now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := signing.OpenKeyring(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := testkeys.KeyringIn(t, keys, now.Add(-time.Hour), now.AddDate(1, 0, 0), "11430000006122244L")
 	objects, err := fs.Open(filepath.Join(data, "objects"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,13 +61,7 @@ func TestReindex(t *testing.T) {
 	const holder = "91350100M000100Y43"
 	var ids []string
 	for _, number := range []string{"A1001", "A1002"} {
-		out, err := lib.Push(ctx, license.PushRequest{App: "test", TypeCode: "11100000000013338W011",
-			Issuer: license.Party{Name: "湖南省市场监督管理局", Code: "11430000006122244L"}, Number: number,
-			Holder:    license.Holder{Name: "长沙示范科技有限公司", Code: holder, CodeType: ident.HolderCreditCode},
-			IssueDate: "2023-03-01", ValidFrom: "2023-03-01", AreaCode: "430100",
-			Fields: map[string]any{"unified_social_credit_code": holder, "name": "长沙示范科技有限公司", "entity_type": "有限责任公司",
-				"legal_representative": "张三", "established_date": "2023-03-01", "business_term_to": "long-term",
-				"address": "长沙市岳麓区示范路1号", "business_scope": "软件开发", "registration_authority": "长沙市市场监督管理局"}})
+		out, err := lib.Push(ctx, testPush("11430000006122244L", holder, number))
 		if err != nil {
 			t.Fatal(err)
 		}

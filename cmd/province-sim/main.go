@@ -40,6 +40,7 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/client"
 	"github.com/licensehub/licensehub/exchange/provsim"
+	"github.com/licensehub/licensehub/internal/simcmd"
 	"github.com/licensehub/licensehub/signing"
 )
 
@@ -116,14 +117,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	jitter := fs.Duration("jitter", 0, "random extra latency, 0..jitter")
 	downAfter := fs.Duration("down-after", 0, "start an outage this long after starting (with -down-for)")
 	downFor := fs.Duration("down-for", 0, "length of the outage: every /v1/ connection closed")
-	if err := applyEnv(fs, os.LookupEnv); err != nil {
+	if err := simcmd.Parse(fs, "PROVSIM_", args); err != nil {
 		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	knobs := provsim.Knobs{DropRate: *drop, ErrorRate: *errRate, ThrottleRate: *throttle, Delay: *delay, Jitter: *jitter}
 	if *downFor > 0 {
@@ -156,7 +151,6 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "province-sim: provincial platform on %s (authority %s, seed %d)\n", base, *authority, *seed)
 	fmt.Fprintf(out, "  POST %s/v1/events   GET %s/v1/reconcile?date=YYYY-MM-DD&ids=1\n", base, base)
 	fmt.Fprintf(out, "  admin: GET|POST %s/_sim/knobs, GET|DELETE %s/_sim/stats\n", base, base)
@@ -174,24 +168,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	s.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return simcmd.Serve(ctx, ln, s, s.Close)
 }
 
 // push sends foreign licenses and their status changes to the hub.
@@ -211,7 +188,7 @@ func push(ctx context.Context, args []string, out io.Writer) error {
 	batch := fs.Int("batch", 50, "envelopes per request (1: a single envelope body)")
 	seed := fs.Uint64("seed", provsim.DefaultSeed, "seed of the licenses and the shuffle")
 	timeout := fs.Duration("timeout", 30*time.Second, "per request")
-	if err := applyEnv(fs, os.LookupEnv); err != nil {
+	if err := simcmd.ApplyEnv(fs, "PROVSIM_", os.LookupEnv); err != nil {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -234,19 +211,5 @@ func push(ctx context.Context, args []string, out io.Writer) error {
 	res, err := p.Push(ctx)
 	fmt.Fprintf(out, "province-sim push: %d licenses, %d events, %d envelopes sent in %d requests (HTTP %v)\n",
 		res.Licenses, res.Events, res.Sent, res.Requests, res.Statuses)
-	return err
-}
-
-// applyEnv sets each flag from PROVSIM_<NAME> when that variable is set.
-func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "PROVSIM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookup(name); ok && err == nil {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", name, e)
-			}
-		}
-	})
 	return err
 }

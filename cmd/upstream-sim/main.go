@@ -14,19 +14,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/licensehub/licensehub/adapters/sim"
+	"github.com/licensehub/licensehub/internal/simcmd"
 )
 
 func main() {
@@ -60,14 +58,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	down := fs.Bool("down", false, "close every connection without answering")
 	samples := fs.Int("samples", 3, "sample ID numbers and credit codes to print")
 
-	if err := applyEnv(fs, os.LookupEnv); err != nil {
+	if err := simcmd.Parse(fs, "SIM_", args); err != nil {
 		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *alg != "sm3" && *alg != "sha256" {
 		return fmt.Errorf("-alg %q: want sm3 or sha256", *alg)
@@ -90,7 +82,6 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 
 	fmt.Fprintf(out, "upstream-sim: serving public security, social security and tax on %s (seed %d)\n", base, *seed)
 	fmt.Fprintf(out, "auth: X-App-Key %q, HMAC-%s secret from -secret/SIM_SECRET, X-Timestamp ±5m\n", *appKey, strings.ToUpper(*alg))
@@ -104,36 +95,11 @@ func run(ctx context.Context, args []string, out io.Writer, ready chan<- string)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	s.Close() // release hanging requests
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return simcmd.Serve(ctx, ln, s, s.Close) // Close releases hanging requests
 }
 
-// applyEnv sets each flag from SIM_<NAME> when that variable is set.
+// applyEnv sets each flag from SIM_<NAME> when that variable is set (kept for
+// the tests; run uses simcmd.Parse).
 func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "SIM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookup(name); ok && err == nil {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", name, e)
-			}
-		}
-	})
-	return err
+	return simcmd.ApplyEnv(fs, "SIM_", lookup)
 }

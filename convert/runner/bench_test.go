@@ -22,7 +22,6 @@ import (
 	"time"
 
 	miniogo "github.com/minio/minio-go/v7"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/licensehub/licensehub/convert"
 	"github.com/licensehub/licensehub/internal/testenv"
@@ -265,28 +264,7 @@ func BenchmarkConvertPeakMemory(b *testing.B) {
 }
 
 const benchMappingYAML = `name: test-register
-license_type: 11100000000013338W011
-authority:
-  name: 湖南省市场监督管理局（演示）
-  code: 11430000006122244L
-area_code: "430100"
-format: csv
-encoding: utf-8
-columns:
-  number: 注册号
-  holder.name: 企业名称
-  holder.code: 统一社会信用代码
-  issue_date: 发证日期
-  fields.name: 企业名称
-  fields.unified_social_credit_code: 统一社会信用代码
-  fields.entity_type: 企业类型
-  fields.legal_representative: 法定代表人
-  fields.established_date: 成立日期
-  fields.business_term_to: 营业期限至
-  fields.address: 住所
-  fields.business_scope: 经营范围
-  fields.registration_authority: 登记机关
-date_formats: ["2006-01-02", "2006年1月2日"]
+` + testenv.RegisterMappingBody + `date_formats: ["2006-01-02", "2006年1月2日"]
 `
 
 // benchHubConfig writes a hub configuration for hubctl: store is
@@ -295,64 +273,16 @@ date_formats: ["2006-01-02", "2006年1月2日"]
 // (filesystem store, in-process KV).
 func benchHubConfig(b *testing.B, dir, keys, store string) string {
 	b.Helper()
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var backends string
+	c := testenv.HubConfig{Dir: dir, Keys: keys}
 	if store == "servers" {
 		mio := testenv.RequireMinIO(b)
-		backends += fmt.Sprintf("minio:\n  endpoint: http://%s\n  access_key: %s\n  secret_key: %s\n  bucket: %s\n",
-			mio.Endpoint, mio.AccessKey, mio.SecretKey, mio.Bucket(b))
+		c.MinIO, c.Bucket = &mio, mio.Bucket(b)
 	}
 	if store == "servers" || store == "fs+redis" {
-		url := testenv.RequireRedis(b)
-		prefix := testenv.Name(b) + ":"
-		backends += fmt.Sprintf("redis:\n  url: %s\n  prefix: %q\n", url, prefix)
-		b.Cleanup(func() { cleanRedis(b, url, prefix) })
+		c.RedisURL, c.RedisPrefix = testenv.RequireRedis(b), testenv.Name(b)+":"
+		b.Cleanup(func() { testenv.CleanRedisPrefix(b, c.RedisURL, c.RedisPrefix) })
 	}
-	cfg := fmt.Sprintf(`data_dir: %[1]s/data
-%[2]ssigning:
-  keys_dir: %[3]s
-catalog:
-  dir: %[4]s/configs/catalog
-auth:
-  members_file: %[4]s/configs/members.yaml
-lookup:
-  matters_file: %[4]s/configs/matters.yaml
-audit:
-  journal_dir: %[1]s/audit
-conversion:
-  mappings_dir: %[4]s/configs/conversion
-`, dir, backends, keys, repo)
-	path := filepath.Join(dir, "hub.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	return path
-}
-
-// cleanRedis deletes the keys under prefix.
-func cleanRedis(tb testing.TB, url, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	kv, err := openRedisRaw(ctx, url)
-	if err != nil {
-		tb.Logf("cleaning %s*: %v", prefix, err)
-		return
-	}
-	defer kv.Close()
-	iter := kv.Scan(ctx, 0, prefix+"*", 5000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 5000 {
-			kv.Unlink(ctx, batch...)
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		kv.Unlink(ctx, batch...)
-	}
+	return testenv.WriteHubConfig(b, c)
 }
 
 // writeRegister streams a generated register of n rows (the kinds of
@@ -413,20 +343,6 @@ func envInt(tb testing.TB, name string, def int) int {
 		tb.Fatalf("%s=%q is not a count", name, v)
 	}
 	return n
-}
-
-// openRedisRaw is a plain go-redis client (no prefix) on url.
-func openRedisRaw(ctx context.Context, url string) (*goredis.Client, error) {
-	opt, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, err
-	}
-	c := goredis.NewClient(opt)
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
 }
 
 func envIntRaw(name string, def int) int {

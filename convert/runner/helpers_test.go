@@ -22,6 +22,7 @@ import (
 	"github.com/licensehub/licensehub/convert"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/internal/testenv"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/store/fs"
@@ -125,16 +126,8 @@ type hubEnv struct {
 // testKeyring is a keyring with an active key of testAuthority.
 func testKeyring(t testing.TB) *signing.Keyring {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "keys")
 	now := time.Now()
-	if _, err := signing.Generate(dir, testAuthority, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := signing.OpenKeyring(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ring
+	return testkeys.KeyringIn(t, filepath.Join(t.TempDir(), "keys"), now.Add(-time.Hour), now.AddDate(1, 0, 0), testAuthority)
 }
 
 func newHubEnv(t testing.TB, s *stores) *hubEnv {

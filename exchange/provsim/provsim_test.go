@@ -17,6 +17,7 @@ import (
 	"github.com/licensehub/licensehub/client"
 	"github.com/licensehub/licensehub/exchange"
 	"github.com/licensehub/licensehub/exchange/provsim"
+	"github.com/licensehub/licensehub/internal/testenv/testkeys"
 	"github.com/licensehub/licensehub/signing"
 )
 
@@ -26,19 +27,7 @@ const hubAuthority = "11100000000013338W"
 
 var t0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 
-func keyring(t testing.TB, authority string) *signing.Keyring {
-	t.Helper()
-	dir := t.TempDir()
-	if _, err := signing.Generate(dir, authority, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC), nil); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := signing.OpenKeyring(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ring
-}
+func keyring(t testing.TB, authority string) *signing.Keyring { return testkeys.Fixed(t, authority) }
 
 func seal(t testing.TB, ring *signing.Keyring, ev exchange.Event) []byte {
 	t.Helper()
