@@ -53,7 +53,13 @@ func DecodeCursor(c string) (key string, index int, err error) {
 		return "", -1, nil
 	}
 	raw, derr := base64.RawURLEncoding.DecodeString(c)
-	k, i, ok := strings.Cut(string(raw), "#")
+	// The index follows the last '#' (a key could hold one).
+	sep := strings.LastIndexByte(string(raw), '#')
+	ok := sep >= 0
+	k, i := string(raw), ""
+	if ok {
+		k, i = string(raw[:sep]), string(raw[sep+1:])
+	}
 	n, nerr := strconv.Atoi(i)
 	if derr != nil || !ok || nerr != nil || n < 0 || !strings.HasPrefix(k, outboxPrefix) {
 		return "", 0, licensehub.FieldError(licensehub.EINVALID, "after", "not a feed cursor")
