@@ -1,6 +1,7 @@
 package license
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -110,7 +111,19 @@ func (l *Library) flushOutbox(ctx context.Context, batch []*outboxReq) error {
 	_, _ = rand.Read(rnd[:])
 	key := fmt.Sprintf("%s%s-%s.json", outboxPrefix, l.cfg.Clock().UTC().Format("20060102T150405.000000000Z"), hex.EncodeToString(rnd[:]))
 	if err := l.createObject(ctx, key, raw, docContentType, nil); err != nil {
-		return err
+		// The key is ours alone (time + random): a conflict is minio-go
+		// retrying a create whose answer was lost, i.e. it succeeded —
+		// if the stored bytes are ours.
+		if !isCode(err, licensehub.ECONFLICT) {
+			return err
+		}
+		stored, _, gerr := l.getObject(ctx, key)
+		switch {
+		case gerr != nil:
+			return gerr
+		case !bytes.Equal(stored, raw):
+			return err
+		}
 	}
 	return l.kvDo(ctx, func(c context.Context) error {
 		_, err := l.cfg.KV.XAdd(c, OutboxStream, map[string]string{"object": key, "events": strconv.Itoa(len(batch))})
