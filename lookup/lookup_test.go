@@ -579,3 +579,35 @@ func TestRevokeThenRead(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 }
+
+// TestViewProvenance: a converted paper license says so in its view; a
+// department's push has no provenance.
+func TestViewProvenance(t *testing.T) {
+	f := newFixture(t)
+	pushed := f.push(t, typeBiz, "B101", holderOrg, "2031-12-31")
+	res, err := f.lib.Push(ctxT(t), license.PushRequest{App: "hubctl", TypeCode: typeBiz, Name: "证照", TypeName: "证照",
+		Issuer: license.Party{Name: "湖南省市场监督管理局", Code: authorityA}, Number: "S102",
+		Holder:    license.Holder{Name: "福州示范科技有限公司", Code: holderOrg, CodeType: "001"},
+		IssueDate: "2010-05-04", ValidFrom: "2010-05-04", ValidUntil: "2031-12-31", AreaCode: "430100",
+		Fields:     map[string]any{"name": "福州示范科技有限公司", "legal_representative": "张三"},
+		Provenance: &license.Provenance{Kind: license.ProvenanceStock, Source: "register", Batch: "job1", SourceLine: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want string
+	}{{pushed, ""}, {res.Identifier, license.ProvenanceStock}} {
+		got, err := f.svc.Get(ctxT(t), approval, matterSetup, tc.id, duty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := got.Licenses[0].Provenance
+		switch {
+		case tc.want == "" && p != nil:
+			t.Errorf("%s: provenance %+v on a department's push", tc.id, p)
+		case tc.want != "" && (p == nil || p.Kind != tc.want || p.SourceLine != 7 || p.Batch != "job1"):
+			t.Errorf("%s: provenance %+v, want %s from job1 line 7", tc.id, p, tc.want)
+		}
+	}
+}

@@ -133,8 +133,12 @@ type View struct {
 	Status       license.Status `json:"status"`      // current, from the library at lookup time
 	StatusName   string         `json:"status_name"` // valid, suspended, ..., superseded
 	SupersededBy string         `json:"superseded_by,omitempty"`
-	Fields       map[string]any `json:"fields"` // only the matter's fields
-	Use          *UseRef        `json:"use,omitempty"`
+	// Provenance says where a license no department pushed came from: a
+	// converted paper license (stock_conversion) or one issued elsewhere
+	// in the province (province).
+	Provenance *license.Provenance `json:"provenance,omitempty"`
+	Fields     map[string]any      `json:"fields"` // only the matter's fields
+	Use        *UseRef             `json:"use,omitempty"`
 }
 
 // CertificateView is a certificate minimised for one matter.
@@ -392,7 +396,17 @@ func licenseView(rec *license.Record, st license.Status, fields []string) *View 
 	return &View{Identifier: rec.Identifier, Name: lic.Name, TypeCode: lic.TypeCode, TypeName: lic.TypeName,
 		Number: lic.Number, Version: lic.Version, Issuer: lic.Issuer, Holder: lic.Holder,
 		IssueDate: lic.IssueDate, ValidFrom: lic.ValidFrom, ValidUntil: lic.ValidUntil,
-		Status: st, StatusName: name, SupersededBy: rec.SupersededBy, Fields: minimise(lic.Fields, fields)}
+		Status: st, StatusName: name, SupersededBy: rec.SupersededBy, Provenance: provenanceOf(rec),
+		Fields: minimise(lic.Fields, fields)}
+}
+
+// provenanceOf is a foreign license's provenance (kept beside its
+// document) or the one inside a converted license's signed body.
+func provenanceOf(rec *license.Record) *license.Provenance {
+	if rec.Provenance != nil {
+		return rec.Provenance
+	}
+	return rec.License.Provenance
 }
 
 // minimise keeps only the allowed fields of data (absent, not blank, when
