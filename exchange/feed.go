@@ -127,7 +127,7 @@ func (f *Feed) Changes(ctx context.Context, after string, limit int) (Page, erro
 func (f *Feed) event(ev OutboxEvent, batch string) Event {
 	e := Event{Type: EventType, Sender: f.Authority, ID: ev.EventID, License: ev.Identifier, Seq: ev.Seq,
 		Op: ev.Op, Time: ev.At, Batch: batch, Catalog: ev.Catalog}
-	if ev.Op != OpCatalog && isStatusOp(ev.Op) {
+	if isStatusOp(ev.Op) {
 		e.Status = &StatusChange{From: ev.From, To: ev.To, SupersededBy: ev.SupersededBy}
 	}
 	return e

@@ -102,9 +102,13 @@ func (s *Service) ReadUse(ctx context.Context, code string) (*Use, error) {
 		return nil, notFound
 	}
 	if u.Identifier != "" {
-		rec, err := s.cfg.Library.Get(ctx, u.Identifier)
-		if err != nil {
-			return nil, err
+		// The document is immutable: the instance's cache, else the library.
+		rec, ok := s.docs.Get(u.Identifier)
+		if !ok {
+			var err error
+			if rec, _, err = s.read(ctx, u.Identifier); err != nil {
+				return nil, err
+			}
 		}
 		u.Document = rec.Document
 	}

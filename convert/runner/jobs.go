@@ -172,7 +172,7 @@ func (r *Runner) storeSource(ctx context.Context, id string, src io.Reader, size
 		n, rerr := io.ReadFull(src, buf)
 		if n > 0 {
 			if err := r.create(ctx, sourcePartKey(id, parts), buf[:n], "application/octet-stream"); err != nil {
-				return total, parts, err
+				return total, parts + 1, err // the failed part may exist (a lost answer): discard tries it too
 			}
 			parts++
 			total += int64(n)

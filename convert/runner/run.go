@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,6 @@ func (r *Runner) Run(ctx context.Context, job Job, open func() (convert.Reader, 
 		return nil, licensehub.FieldError(licensehub.EINVALID, "open", "conversion: no source to read")
 	}
 	j := &jobRun{r: r, job: job, opts: opts}
-	j.startNanos.Store(0)
 	j.startBytes.Store(-1)
 	if opts.DryRun {
 		return j.dryRun(ctx, open)
@@ -864,7 +864,7 @@ func (j *jobRun) commit(o outcome) {
 		c.Rejected++
 		c.RejectedBy[o.rej.Code]++
 		if j.rejects != nil {
-			j.rejects.Write([]string{fmt.Sprint(o.rej.Line), o.rej.Field, o.rej.Code, oneLine(o.rej.Message), o.rej.Number})
+			j.rejects.Write([]string{strconv.Itoa(o.rej.Line), o.rej.Field, o.rej.Code, oneLine(o.rej.Message), o.rej.Number})
 		} else if !j.opts.DryRun {
 			j.pending = append(j.pending, *o.rej)
 		}

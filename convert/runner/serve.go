@@ -55,7 +55,9 @@ const recoverEvery = 5 * time.Minute
 // the queue.
 func (r *Runner) recover(ctx context.Context) {
 	var ids []string
-	err := r.cfg.Objects.List(ctx, objPrefix, func(oi licensehub.ObjectInfo) error {
+	lctx, cancel := context.WithTimeout(ctx, 6*r.cfg.OpTimeout) // a listing takes several round trips
+	defer cancel()
+	err := r.cfg.Objects.List(lctx, objPrefix, func(oi licensehub.ObjectInfo) error {
 		rest, ok := strings.CutPrefix(oi.Key, objPrefix)
 		if id, ok2 := strings.CutSuffix(rest, "/job.json"); ok && ok2 && ValidID(id) {
 			ids = append(ids, id)

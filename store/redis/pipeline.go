@@ -34,7 +34,7 @@ var batchable = map[string]bool{
 	"get": true, "set": true, "del": true, "exists": true, "pexpire": true,
 	"incrby": true, "evalsha": true, "eval": true,
 	"sadd": true, "srem": true, "smembers": true, "sismember": true, "scard": true,
-	"zadd": true, "zrem": true, "zrange": true, "zrangebyscore": true, "zrangeargs": true, "zcard": true, "zscore": true,
+	"zadd": true, "zrem": true, "zrange": true, "zrangebyscore": true, "zcard": true, "zscore": true,
 	"xadd": true, "xrange": true, "xlen": true, "xtrim": true,
 }
 
