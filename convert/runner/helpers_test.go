@@ -478,11 +478,14 @@ func (h *hookedLibrary) Push(ctx context.Context, req license.PushRequest) (*lic
 }
 
 // flakyObjects fails every call (on keys containing only, if set) with
-// EOBJECTSTORE while down is set.
+// EOBJECTSTORE while down is set, and the first Get of a key ending in
+// failOnce (if set): a fault at a point in the work, not after a duration.
 type flakyObjects struct {
 	licensehub.ObjectStore
-	down atomic.Bool
-	only string
+	down     atomic.Bool
+	only     string
+	failOnce string
+	tripped  atomic.Bool
 }
 
 func (f *flakyObjects) err(key string) error {
@@ -509,6 +512,9 @@ func (f *flakyObjects) Put(ctx context.Context, key string, r io.Reader, size in
 func (f *flakyObjects) Get(ctx context.Context, key string) (io.ReadCloser, licensehub.ObjectInfo, error) {
 	if err := f.err(key); err != nil {
 		return nil, licensehub.ObjectInfo{}, err
+	}
+	if f.failOnce != "" && strings.HasSuffix(key, f.failOnce) && f.tripped.CompareAndSwap(false, true) {
+		return nil, licensehub.ObjectInfo{}, licensehub.Errorf(licensehub.EOBJECTSTORE, "test: object store failed once (%s)", key)
 	}
 	return f.ObjectStore.Get(ctx, key)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/url"
@@ -689,27 +690,23 @@ func TestUploadedWorkbook(t *testing.T) {
 }
 
 // TestSourceUnreadable: the uploaded source cannot be read in the middle
-// of a job (its parts' store fails): the pass ends at its checkpoint, the
-// job waits, opens the source again, skips what is done and ends exactly.
+// of a job (the store fails the read of its fourth part once): the pass
+// ends at its checkpoint, the job waits, opens the source again, skips
+// what is done and ends exactly.
 func TestSourceUnreadable(t *testing.T) {
 	defer func(n int) { sourcePartSize = n }(sourcePartSize)
 	sourcePartSize = 4096
+	const failedPart = 3
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			e := newHubEnv(t, be.open(t))
 			d := generate(400, "SU")
+			if len(d.csv) <= (failedPart+1)*sourcePartSize {
+				t.Fatalf("the register (%d bytes) ends before part %d", len(d.csv), failedPart)
+			}
 			e.preload(t, d)
-			flaky := &flakyObjects{ObjectStore: e.objects, only: "/source/"}
-			var once sync.Once
-			lib := &hookedLibrary{Library: e.lib, before: func(n int64) {
-				if n == 100 {
-					once.Do(func() {
-						flaky.down.Store(true)
-						time.AfterFunc(700*time.Millisecond, func() { flaky.down.Store(false) })
-					})
-				}
-			}}
-			r := e.runner(t, "runner", func(c *Config) { c.Objects = flaky; c.Library = lib })
+			flaky := &flakyObjects{ObjectStore: e.objects, failOnce: fmt.Sprintf("/source/%08d", failedPart)}
+			r := e.runner(t, "runner", func(c *Config) { c.Objects = flaky })
 			job, err := r.Create(t.Context(), testMapping, "", bytes.NewReader(d.csv), int64(len(d.csv)), "app")
 			if err != nil {
 				t.Fatal(err)
@@ -722,8 +719,11 @@ func TestSourceUnreadable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if !flaky.tripped.Load() {
+				t.Fatalf("part %d was never read", failedPart)
+			}
 			if opens < 2 {
-				t.Errorf("the source was opened %d times; the outage should have made the job read it again", opens)
+				t.Errorf("the source was opened %d times; the failed part should have made the job read it again", opens)
 			}
 			checkCounts(t, "after the source came back", st.Counts, d.counts)
 			e.checkLicenses(t, d, job.ID)
