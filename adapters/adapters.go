@@ -64,9 +64,26 @@ type Kind struct {
 	Upstream  string        // the upstream system's name: "publicsecurity", "socialsecurity", "tax"
 	ServiceID string        // X-Service-Id, e.g. "ps.identity"
 	Path      string        // the endpoint path, e.g. "/ps/identity"
-	Params    []string      // query parameters the endpoint needs
+	Params    []string      // query parameters the endpoint needs, all of them required
 	CacheTTL  time.Duration // how long an answer may be cached
 	Mapping   Mapping
+	// Rules are the kind's own parameter rules (ranges, rules across
+	// parameters), run by [Kind.Check] after the common ones; nil: none.
+	// A refusal names its parameter (see [ParamError]).
+	Rules func(q url.Values, now time.Time) error
+	// Verifies lists the parameters the kind checks against the
+	// upstream's record (核验) rather than reads from it (查询).
+	Verifies []Verification
+}
+
+// Verification is a parameter the upstream checks against its record: the
+// certificate field Param echoes the value asked (never the record's), and
+// Result (a mapped field) holds the upstream's verdict, a boolean. When any
+// verdict is false the certificate carries only the echoed parameters and
+// the verdicts: a check must not disclose what the caller did not know.
+type Verification struct {
+	Param  string // e.g. "name"
+	Result string // e.g. "name_match"
 }
 
 // Validate checks k's fields and its mapping's syntax.
@@ -80,6 +97,8 @@ func (k Kind) Validate() error {
 		return licensehub.FieldError(licensehub.EINVALID, "path", "kind %s: path %q does not start with /", k.Name, k.Path)
 	case k.CacheTTL < 0:
 		return licensehub.FieldError(licensehub.EINVALID, "cache_ttl", "kind %s: negative cache TTL", k.Name)
+	case !slices.Contains(k.Params, "id_number") && !slices.Contains(k.Params, "credit_code"):
+		return licensehub.FieldError(licensehub.EINVALID, "params", "kind %s takes neither id_number nor credit_code: a certificate needs its subject", k.Name)
 	}
 	if err := k.Mapping.Validate(); err != nil {
 		var e *licensehub.Error
@@ -88,13 +107,26 @@ func (k Kind) Validate() error {
 		}
 		return err
 	}
+	for _, v := range k.Verifies {
+		switch {
+		case !slices.Contains(k.Params, v.Param):
+			return licensehub.FieldError(licensehub.EINVALID, "verifies", "kind %s verifies %s, which is not one of its parameters", k.Name, v.Param)
+		case k.Mapping[v.Result] == "" || strings.HasPrefix(k.Mapping[v.Result], "?"):
+			return licensehub.FieldError(licensehub.EINVALID, "mapping."+v.Result,
+				"kind %s: the verdict %s on %s must be mapped from the upstream's answer (not optional)", k.Name, v.Result, v.Param)
+		case k.Mapping[v.Param] != "":
+			return licensehub.FieldError(licensehub.EINVALID, "mapping."+v.Param,
+				"kind %s: %s echoes the value asked and cannot be mapped from the upstream's record", k.Name, v.Param)
+		}
+	}
 	return nil
 }
 
-// Clone returns a copy of k whose Params and Mapping can be changed
-// without touching k's.
+// Clone returns a copy of k whose Params, Verifies and Mapping can be
+// changed without touching k's.
 func (k Kind) Clone() Kind {
 	k.Params = slices.Clone(k.Params)
+	k.Verifies = slices.Clone(k.Verifies)
 	m := make(Mapping, len(k.Mapping))
 	for f, p := range k.Mapping {
 		m[f] = p
@@ -127,23 +159,36 @@ func (k Kind) Query(params url.Values) upstream.Query {
 	return upstream.Query{ServiceID: k.ServiceID, Path: k.Path, Params: params, CacheTTL: k.CacheTTL}
 }
 
-// Fetch asks the upstream for k with params (every one of k.Params must be
-// present and non-empty: INVALID_ARGUMENT otherwise) and maps the answer.
-// The upstream client's errors pass through (UPSTREAM_UNAVAILABLE, NOT_FOUND,
-// INVALID_ARGUMENT, TIMEOUT…); a mapping failure is UPSTREAM_BAD_RESPONSE
-// with Details["upstream"] and ["service_id"]. On error the map is nil.
-func Fetch(ctx context.Context, c Querier, k Kind, params url.Values) (map[string]any, error) {
-	for _, p := range k.Params {
-		if params.Get(p) == "" {
-			return nil, licensehub.FieldError(licensehub.EINVALID, p, "%s needs the parameter %s", k.Name, p)
-		}
-	}
-	data, err := c.Query(ctx, k.Query(params))
+// Answer is an upstream's answer mapped to certificate fields.
+type Answer struct {
+	Query url.Values     // the checked parameters that were asked
+	Data  map[string]any // the certificate's fields
+	// Mismatched lists the verified parameters (Kind.Verifies) the
+	// upstream's record does not match; Data then holds only the echoed
+	// parameters and the verdicts.
+	Mismatched []string
+}
+
+// Fetch checks params ([Kind.Check]), asks the upstream for k and maps its
+// answer. The upstream client's errors pass through (UPSTREAM_UNAVAILABLE,
+// NOT_FOUND, INVALID_ARGUMENT, TIMEOUT…); a mapping failure is
+// UPSTREAM_BAD_RESPONSE with Details["upstream"] and ["service_id"].
+func Fetch(ctx context.Context, c Querier, k Kind, params map[string]string, now time.Time) (*Answer, error) {
+	q, err := k.Check(params, now)
 	if err != nil {
 		return nil, err
 	}
-	out, err := k.Mapping.Apply(data)
+	return k.ask(ctx, c, q)
+}
+
+// ask queries the upstream with checked parameters, maps the answer and
+// applies k.Verifies.
+func (k Kind) ask(ctx context.Context, c Querier, q url.Values) (*Answer, error) {
+	data, err := c.Query(ctx, k.Query(q))
 	if err != nil {
+		return nil, err
+	}
+	badAnswer := func(err error) error {
 		var e *licensehub.Error
 		if errors.As(err, &e) && e.Code == licensehub.EUPSTREAMBAD {
 			if e.Details == nil {
@@ -152,9 +197,32 @@ func Fetch(ctx context.Context, c Querier, k Kind, params url.Values) (map[strin
 			e.Details["upstream"], e.Details["service_id"] = k.Upstream, k.ServiceID
 			e.Message = k.Upstream + " " + k.ServiceID + ": " + e.Message
 		}
-		return nil, err
+		return err
 	}
-	return out, nil
+	out, err := k.Mapping.Apply(data)
+	if err != nil {
+		return nil, badAnswer(err)
+	}
+	a := &Answer{Query: q, Data: out}
+	for _, v := range k.Verifies {
+		match, ok := out[v.Result].(bool)
+		if !ok {
+			return nil, badAnswer(&licensehub.Error{Code: licensehub.EUPSTREAMBAD, Field: k.Mapping[v.Result],
+				Message: fmt.Sprintf("upstream answer's verdict on %s is not true or false", v.Param)})
+		}
+		out[v.Param] = q.Get(v.Param)
+		if !match {
+			a.Mismatched = append(a.Mismatched, v.Param)
+		}
+	}
+	if len(a.Mismatched) > 0 {
+		only := make(map[string]any, 2*len(k.Verifies))
+		for _, v := range k.Verifies {
+			only[v.Param], only[v.Result] = out[v.Param], out[v.Result]
+		}
+		a.Data = only
+	}
+	return a, nil
 }
 
 // FindKind returns the kind named name among kinds.
@@ -514,7 +582,7 @@ func sanitize(v any, path string) (any, error) {
 		for k, e := range c {
 			if !asciiKey(k) {
 				return nil, &licensehub.Error{Code: licensehub.EUPSTREAMBAD, Field: path,
-					Message: fmt.Sprintf("upstream answer's %s has member name %q: certificate bodies allow printable ASCII names only", path, k)}
+					Message: fmt.Sprintf("upstream answer's %s has a member name that is not printable ASCII, which certificate bodies require", path)}
 			}
 			if e == nil {
 				continue

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters/upstream"
@@ -128,7 +129,7 @@ func TestApplyFailures(t *testing.T) {
 }
 
 func TestKindHelpers(t *testing.T) {
-	k := Kind{Name: "x", ServiceID: "s.x", Path: "/s/x", Params: []string{"id"}, Mapping: Mapping{"a": "a", "b": "b"}}
+	k := Kind{Name: "x", ServiceID: "s.x", Path: "/s/x", Params: []string{"id_number"}, Mapping: Mapping{"a": "a", "b": "b"}}
 	if err := k.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,19 @@ func TestKindHelpers(t *testing.T) {
 	if !reflect.DeepEqual(o.Mapping, Mapping{"a": "aa", "c": "?c"}) || k.Mapping["a"] != "a" {
 		t.Errorf("WithMapping: %v (original %v)", o.Mapping, k.Mapping)
 	}
-	for _, bad := range []Kind{{}, {Name: "x"}, {Name: "x", ServiceID: "s", Path: "rel"}, {Name: "x", ServiceID: "s", Path: "/p", Mapping: Mapping{"a b": "x"}}} {
+	verifying := Kind{Name: "v", ServiceID: "s.v", Path: "/s/v", Params: []string{"id_number", "name"},
+		Verifies: []Verification{{Param: "name", Result: "name_match"}}, Mapping: Mapping{"name_match": "m"}}
+	if err := verifying.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []Kind{{}, {Name: "x"}, {Name: "x", ServiceID: "s", Path: "rel"},
+		{Name: "x", ServiceID: "s", Path: "/p", Params: []string{"id_number"}, Mapping: Mapping{"a b": "x"}},
+		{Name: "x", ServiceID: "s", Path: "/p", Params: []string{"name"}, Mapping: Mapping{"a": "x"}}, // no subject
+		verifying.WithMapping(Mapping{"name": "ryxx.xm"}),                                             // the echo mapped from the record
+		verifying.WithMapping(Mapping{"name_match": ""}),                                              // no verdict
+		verifying.WithMapping(Mapping{"name_match": "?m"}),                                            // an optional verdict
+		{Name: "v", ServiceID: "s.v", Path: "/s/v", Params: []string{"id_number"}, Verifies: verifying.Verifies, Mapping: verifying.Mapping},
+	} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v validates", bad)
 		}
@@ -157,23 +170,123 @@ func (f *fakeQuerier) Query(_ context.Context, q upstream.Query) (json.RawMessag
 }
 
 func TestFetch(t *testing.T) {
-	k := Kind{Name: "x", Upstream: "ps", ServiceID: "s.x", Path: "/s/x", Params: []string{"id"}, CacheTTL: 5, Mapping: Mapping{"a": "a"}}
+	k := Kind{Name: "x", Upstream: "ps", ServiceID: "s.x", Path: "/s/x", Params: []string{"id_number"}, CacheTTL: 5, Mapping: Mapping{"a": "a"}}
+	ctx, now := context.Background(), time.Now()
 	f := &fakeQuerier{data: `{"a":"v"}`}
-	if _, err := Fetch(context.Background(), f, k, url.Values{}); !licensehub.IsCode(err, licensehub.EINVALID) || f.calls != 0 {
+	if _, err := Fetch(ctx, f, k, nil, now); !licensehub.IsCode(err, licensehub.EINVALID) || f.calls != 0 {
 		t.Errorf("missing param: %v, %d calls", err, f.calls)
 	}
-	got, err := Fetch(context.Background(), f, k, url.Values{"id": {"1"}})
-	if err != nil || got["a"] != "v" || f.last.ServiceID != "s.x" || f.last.Path != "/s/x" || f.last.CacheTTL != 5 {
+	got, err := Fetch(ctx, f, k, map[string]string{"id_number": id}, now)
+	if err != nil || got.Data["a"] != "v" || got.Mismatched != nil || f.last.ServiceID != "s.x" || f.last.Path != "/s/x" || f.last.CacheTTL != 5 ||
+		f.last.Params.Encode() != "id_number="+id {
 		t.Errorf("Fetch = %v, %v; query %+v", got, err, f.last)
 	}
 	f.data = `{"b":1}`
-	got, err = Fetch(context.Background(), f, k, url.Values{"id": {"1"}})
+	got, err = Fetch(ctx, f, k, map[string]string{"id_number": id}, now)
 	var e *licensehub.Error
 	if got != nil || !errors.As(err, &e) || e.Code != licensehub.EUPSTREAMBAD || e.Details["service_id"] != "s.x" {
 		t.Errorf("bad answer: %v %v", got, err)
 	}
 	f.err = licensehub.Errorf(licensehub.ENOTFOUND, "no")
-	if _, err := Fetch(context.Background(), f, k, url.Values{"id": {"1"}}); !licensehub.IsCode(err, licensehub.ENOTFOUND) {
+	if _, err := Fetch(ctx, f, k, map[string]string{"id_number": id}, now); !licensehub.IsCode(err, licensehub.ENOTFOUND) {
 		t.Errorf("upstream error: %v", err)
+	}
+}
+
+const id, credit = "11010519491231002X", "91350100M000100Y43"
+
+// TestCheck: the rules every kind shares, and a kind's own, each refusal
+// naming its parameter and made before any upstream call.
+func TestCheck(t *testing.T) {
+	ruled := func(q url.Values, _ time.Time) error {
+		if q.Get("n") == "0" {
+			return ParamError("n", "n must not be 0")
+		}
+		return nil
+	}
+	person := Kind{Name: "p", Upstream: "ps", ServiceID: "s.p", Path: "/s/p", Params: []string{"id_number", "name"}, Mapping: Mapping{"a": "a"}}
+	org := Kind{Name: "o", Upstream: "tax", ServiceID: "s.o", Path: "/s/o", Params: []string{"credit_code", "n"}, Mapping: Mapping{"a": "a"}, Rules: ruled}
+	for _, tc := range []struct {
+		name   string
+		kind   Kind
+		params map[string]string
+		field  string // "" = accepted
+		want   url.Values
+	}{
+		{"accepted", person, map[string]string{"id_number": id, "name": "张三"}, "", url.Values{"id_number": {id}, "name": {"张三"}}},
+		{"trimmed and NFC", person, map[string]string{"id_number": id, "name": " 张三é "}, "", url.Values{"id_number": {id}, "name": {"张三é"}}},
+		{"minority name with a middle dot", person, map[string]string{"id_number": id, "name": "阿依古丽·买买提"}, "", url.Values{"id_number": {id}, "name": {"阿依古丽·买买提"}}},
+		{"unknown parameter", person, map[string]string{"id_number": id, "name": "张三", "age": "3"}, "params.age", nil},
+		{"missing parameter", person, map[string]string{"id_number": id}, "params.name", nil},
+		{"blank parameter", person, map[string]string{"id_number": id, "name": " \t"}, "params.name", nil},
+		{"name of 65 characters", person, map[string]string{"id_number": id, "name": strings.Repeat("张", 65)}, "params.name", nil},
+		{"name of 10 KB", person, map[string]string{"id_number": id, "name": strings.Repeat("x", 10240)}, "params.name", nil},
+		{"invalid UTF-8", person, map[string]string{"id_number": id, "name": "\xff\xfe\xc3\x28"}, "params.name", nil},
+		{"control character", person, map[string]string{"id_number": id, "name": "张\n三"}, "params.name", nil},
+		{"right-to-left override", person, map[string]string{"id_number": id, "name": "张\u202e三"}, "params.name", nil},
+		{"zero-width space", person, map[string]string{"id_number": id, "name": "张\u200b三"}, "params.name", nil},
+		{"private use", person, map[string]string{"id_number": id, "name": "张\ue000"}, "params.name", nil},
+		{"bad check digit", person, map[string]string{"id_number": id[:17] + "1", "name": "张三"}, "params.id_number", nil},
+		{"lower-case x", person, map[string]string{"id_number": strings.ToLower(id), "name": "张三"}, "params.id_number", nil},
+		{"bad credit code", org, map[string]string{"credit_code": credit[:17] + "4", "n": "1"}, "params.credit_code", nil},
+		{"the kind's own rule", org, map[string]string{"credit_code": credit, "n": "0"}, "params.n", nil},
+		{"the kind's own rule passes", org, map[string]string{"credit_code": credit, "n": "1"}, "", url.Values{"credit_code": {credit}, "n": {"1"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeQuerier{data: `{"a":"v"}`}
+			a, err := Fetch(context.Background(), f, tc.kind, tc.params, time.Now())
+			if tc.field == "" {
+				if err != nil || !reflect.DeepEqual(a.Query, tc.want) || !reflect.DeepEqual(f.last.Params, tc.want) {
+					t.Fatalf("Fetch = %+v, %v; asked %v, want %v", a, err, f.last.Params, tc.want)
+				}
+				return
+			}
+			var e *licensehub.Error
+			if !errors.As(err, &e) || e.Code != licensehub.EINVALID || e.Field != tc.field {
+				t.Fatalf("err = %v, want INVALID_ARGUMENT on %s", err, tc.field)
+			}
+			if f.calls != 0 {
+				t.Errorf("%d upstream calls for a refused parameter", f.calls)
+			}
+			if strings.ContainsAny(e.Message, "\u202e\u200b\ue000\n") || strings.Contains(e.Message, strings.Repeat("x", 100)) {
+				t.Errorf("the message repeats what it refuses: %q", e.Message)
+			}
+		})
+	}
+}
+
+// TestVerifies: a verifying kind echoes what was asked, never the record's
+// value; a false verdict leaves only the echoes and the verdicts.
+func TestVerifies(t *testing.T) {
+	k := Kind{Name: "identity", Upstream: "ps", ServiceID: "ps.identity", Path: "/ps/identity", Params: []string{"id_number", "name"},
+		Verifies: []Verification{{Param: "id_number", Result: "id_number_match"}, {Param: "name", Result: "name_match"}},
+		Mapping:  Mapping{"id_number_match": "hy.id", "name_match": "hy.name", "status": "zt"}}
+	params := map[string]string{"id_number": id, "name": "李四"}
+	for _, tc := range []struct {
+		name, data string
+		mismatched []string
+		want       map[string]any
+		code       string
+	}{
+		{"match", `{"hy":{"id":true,"name":true},"zt":"正常","xm":"李四"}`, nil,
+			map[string]any{"id_number": id, "name": "李四", "id_number_match": true, "name_match": true, "status": "正常"}, ""},
+		{"name mismatch", `{"hy":{"id":true,"name":false},"zt":"正常","xm":"张三"}`, []string{"name"},
+			map[string]any{"id_number": id, "name": "李四", "id_number_match": true, "name_match": false}, ""},
+		{"both mismatch", `{"hy":{"id":false,"name":false},"zt":"正常"}`, []string{"id_number", "name"},
+			map[string]any{"id_number": id, "name": "李四", "id_number_match": false, "name_match": false}, ""},
+		{"verdict not a boolean", `{"hy":{"id":true,"name":"1"},"zt":"正常"}`, nil, nil, licensehub.EUPSTREAMBAD},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Fetch(context.Background(), &fakeQuerier{data: tc.data}, k, params, time.Now())
+			if licensehub.ErrorCode(err) != tc.code {
+				t.Fatalf("err = %v, want %q", err, tc.code)
+			}
+			if err != nil {
+				return
+			}
+			if !reflect.DeepEqual(a.Data, tc.want) || !reflect.DeepEqual(a.Mismatched, tc.mismatched) {
+				t.Errorf("data %v mismatched %v, want %v %v", a.Data, a.Mismatched, tc.want, tc.mismatched)
+			}
+		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -127,42 +126,40 @@ func (g *Gateway) Statuses() []upstream.Status {
 type Issued struct {
 	Certificate Certificate
 	Document    []byte // the signed document (canonical JSON)
+	// Mismatched lists the verified parameters (Kind.Verifies, e.g.
+	// "name") the upstream's record does not match: the certificate then
+	// attests the mismatch and carries nothing else.
+	Mismatched []string
 }
 
-// Certify asks the kind's upstream, maps its answer and signs the
-// certificate. Every parameter the kind needs must be given and no other;
-// the holder parameter (id_number or credit_code) must hold its check
-// digits. An upstream that is down or open-circuited is EUPSTREAM with a
-// retry-after, a malformed answer EUPSTREAMBAD; either way nothing is signed.
+// Certify checks the parameters ([Kind.Check]: every refusal happens
+// before any upstream call), asks the kind's upstream, maps its answer and
+// signs the certificate. An upstream that is down or open-circuited is
+// EUPSTREAM with a retry-after, a malformed answer EUPSTREAMBAD; either way
+// nothing is signed.
 func (g *Gateway) Certify(ctx context.Context, kind string, params map[string]string) (*Issued, error) {
 	k, ok := g.kinds[kind]
 	if !ok {
 		return nil, licensehub.FieldError(licensehub.ENOTFOUND, "kind", "no certificate kind %q", kind)
 	}
-	q := url.Values{}
-	for name, v := range params {
-		if !slices.Contains(k.Params, name) {
-			return nil, licensehub.FieldError(licensehub.EINVALID, "params."+name, "%s takes the parameters %s", kind, strings.Join(k.Params, ", "))
-		}
-		q.Set(name, v)
-	}
-	subject, err := subjectOf(params)
+	q, err := k.Check(params, g.cfg.Clock())
 	if err != nil {
 		return nil, err
 	}
+	subject := subjectOf(q)
 	up, ok := g.cfg.Upstreams[k.Upstream]
 	if !ok {
 		return nil, &licensehub.Error{Code: licensehub.EUPSTREAM, Message: k.Upstream + " is not connected to this hub",
 			Details: map[string]any{"upstream": k.Upstream}}
 	}
-	fields, err := Fetch(ctx, up, k, q)
+	a, err := k.ask(ctx, up, q)
 	if err != nil {
 		return nil, err
 	}
 	now := g.cfg.Clock().UTC().Truncate(time.Second)
 	cert := Certificate{Type: CertificateType, Kind: k.Name, Title: k.Title, Number: certificateNumber(now),
 		Issuer: g.cfg.Authority, Source: Source{System: k.Upstream, ServiceID: k.ServiceID}, Subject: subject,
-		FetchedAt: now.Format(time.RFC3339), ValidUntil: now.Add(g.cfg.Validity).Format(time.RFC3339), Data: fields}
+		FetchedAt: now.Format(time.RFC3339), ValidUntil: now.Add(g.cfg.Validity).Format(time.RFC3339), Data: a.Data}
 	body, err := json.Marshal(cert)
 	if err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "encoding a certificate")
@@ -179,24 +176,16 @@ func (g *Gateway) Certify(ctx context.Context, kind string, params map[string]st
 	if err != nil {
 		return nil, err
 	}
-	return &Issued{Certificate: cert, Document: raw}, nil
+	return &Issued{Certificate: cert, Document: raw, Mismatched: a.Mismatched}, nil
 }
 
-// subjectOf takes the holder code from the query parameters.
-func subjectOf(params map[string]string) (Subject, error) {
-	if code, ok := params["id_number"]; ok {
-		if err := ident.ValidateResidentID(code); err != nil {
-			return Subject{}, ident.WithField(err, "params.id_number")
-		}
-		return Subject{Code: code, CodeType: ident.HolderResidentID}, nil
+// subjectOf takes the holder code from the checked query parameters
+// (Kind.Validate makes sure a kind takes one).
+func subjectOf(q url.Values) Subject {
+	if code := q.Get("id_number"); code != "" {
+		return Subject{Code: code, CodeType: ident.HolderResidentID}
 	}
-	if code, ok := params["credit_code"]; ok {
-		if err := ident.ValidateCreditCode(code); err != nil {
-			return Subject{}, ident.WithField(err, "params.credit_code")
-		}
-		return Subject{Code: code, CodeType: ident.HolderCreditCode}, nil
-	}
-	return Subject{}, licensehub.FieldError(licensehub.EINVALID, "params", "no holder code (id_number or credit_code) in the parameters")
+	return Subject{Code: q.Get("credit_code"), CodeType: ident.HolderCreditCode}
 }
 
 // certificateNumber is "ZM" + the date + 16 random hex digits.

@@ -5,7 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/licensehub/licensehub/adapters/publicsecurity"
 	"github.com/licensehub/licensehub/adapters/sim"
 	"github.com/licensehub/licensehub/adapters/sim/simtest"
+	"github.com/licensehub/licensehub/adapters/socialsecurity"
 	"github.com/licensehub/licensehub/adapters/tax"
 	"github.com/licensehub/licensehub/adapters/upstream"
 	"github.com/licensehub/licensehub/signing"
@@ -33,13 +38,22 @@ type fixture struct {
 }
 
 // newFixture serves the simulator on loopback and builds a gateway whose
-// public-security and tax clients reach it; social security stays
-// unconnected.
-func newFixture(t testing.TB, tune func(*upstream.Config)) *fixture {
+// public-security, social-security and tax clients reach it, with every
+// kind; those of an upstream not in connected (nil: all) are served by no
+// client.
+func newFixture(t testing.TB, tune func(*upstream.Config), connected ...string) *fixture {
 	t.Helper()
 	s, ps := simtest.Start(t, sim.Config{Seed: 42}, publicsecurity.Upstream, tune)
-	taxClient := simtest.Client(t, s, ps.Status().BaseURL, tax.Upstream, tune)
-	clients := map[string]adapters.Connected{publicsecurity.Upstream: ps, tax.Upstream: taxClient}
+	clients := map[string]adapters.Connected{publicsecurity.Upstream: ps,
+		socialsecurity.Upstream: simtest.Client(t, s, ps.Status().BaseURL, socialsecurity.Upstream, tune),
+		tax.Upstream:            simtest.Client(t, s, ps.Status().BaseURL, tax.Upstream, tune)}
+	if connected != nil {
+		for name := range clients {
+			if !slices.Contains(connected, name) {
+				delete(clients, name)
+			}
+		}
+	}
 	keysDir := t.TempDir()
 	now := time.Now().UTC()
 	if _, err := signing.Generate(keysDir, hubAuthority, now.Add(-time.Hour), now.AddDate(1, 0, 0), nil); err != nil {
@@ -50,7 +64,7 @@ func newFixture(t testing.TB, tune func(*upstream.Config)) *fixture {
 		t.Fatal(err)
 	}
 	gw, err := adapters.NewGateway(adapters.GatewayConfig{Upstreams: clients,
-		Kinds:   append(publicsecurity.Kinds(), tax.Kinds()...),
+		Kinds:   slices.Concat(publicsecurity.Kinds(), socialsecurity.Kinds(), tax.Kinds()),
 		Signers: ring, Authority: adapters.Party{Name: "证照通", Code: hubAuthority}, Validity: 72 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -63,12 +77,8 @@ func TestCertify(t *testing.T) {
 	person := f.sim.SamplePeople(1)[0]
 	company := f.sim.SampleCompanies(1)[0]
 	ctx := context.Background()
-	wrong := person[:17] + "1"
-	if person[17] == '1' {
-		wrong = person[:17] + "2"
-	}
 
-	issued, err := f.gw.Certify(ctx, "identity", map[string]string{"id_number": person, "name": "张三"})
+	issued, err := f.gw.Certify(ctx, "identity", map[string]string{"id_number": person, "name": f.sim.PersonName(person)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +94,7 @@ func TestCertify(t *testing.T) {
 	fetched, _ := time.Parse(time.RFC3339, c.FetchedAt)
 	until, _ := time.Parse(time.RFC3339, c.ValidUntil)
 	if c.Source.System != "publicsecurity" || c.Subject.Code != person || c.Subject.CodeType != "111" ||
-		until.Sub(fetched) != 72*time.Hour || c.Data["id_number"] != person {
+		until.Sub(fetched) != 72*time.Hour || c.Data["id_number"] != person || c.Data["name_match"] != true || issued.Mismatched != nil {
 		t.Errorf("certificate: %+v", c)
 	}
 
@@ -96,11 +106,8 @@ func TestCertify(t *testing.T) {
 		field  string
 	}{
 		{"unknown kind", "horoscope", map[string]string{"id_number": person}, licensehub.ENOTFOUND, "kind"},
-		{"missing parameter", "identity", map[string]string{"id_number": person}, licensehub.EINVALID, ""},
-		{"unknown parameter", "identity", map[string]string{"id_number": person, "name": "x", "age": "3"}, licensehub.EINVALID, "params.age"},
-		{"bad check digit", "identity", map[string]string{"id_number": wrong, "name": "x"}, licensehub.EINVALID, "params.id_number"},
-		{"not connected", "person_insurance", map[string]string{"id_number": person}, licensehub.ENOTFOUND, "kind"},
 		{"tax certificate", "tax_registration", map[string]string{"credit_code": company}, "", ""},
+		{"social-security certificate", "employer_insurance", map[string]string{"credit_code": company}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +121,189 @@ func TestCertify(t *testing.T) {
 			}
 			if (err == nil) != (issued != nil) {
 				t.Errorf("issued %v with error %v", issued, err)
+			}
+		})
+	}
+	// An unconnected upstream: bad parameters are still refused first.
+	off := newFixture(t, nil, publicsecurity.Upstream, tax.Upstream)
+	if _, err := off.gw.Certify(ctx, "person_insurance", map[string]string{"id_number": person}); !licensehub.IsCode(err, licensehub.EUPSTREAM) {
+		t.Errorf("not connected: %v", err)
+	}
+	if _, err := off.gw.Certify(ctx, "person_insurance", map[string]string{"id_number": person[:17] + "Y"}); !licensehub.IsCode(err, licensehub.EINVALID) {
+		t.Errorf("not connected, bad parameter: %v", err)
+	}
+}
+
+// HostileParam is one parameter set every kind's checks refuse before any
+// upstream call.
+type HostileParam struct {
+	Kind   string
+	Params map[string]string
+	Field  string
+}
+
+// hostileParams lists, for every kind, parameters Certify refuses with
+// INVALID_ARGUMENT naming Field, before any upstream call. now is the
+// hub's clock (for "this month" and "this year").
+func hostileParams(person, company string, now time.Time) []HostileParam {
+	wrongID := person[:17] + "0"
+	if person[17] == '0' {
+		wrongID = person[:17] + "1"
+	}
+	wrongCode := company[:17] + "0"
+	if company[17] == '0' {
+		wrongCode = company[:17] + "1"
+	}
+	cst := now.In(time.FixedZone("CST", 8*3600))
+	nextMonth := time.Date(cst.Year(), cst.Month()+1, 1, 0, 0, 0, 0, time.UTC).Format("2006-01")
+	thisMonth := cst.Format("2006-01")
+	thisYear, nextYear := strconv.Itoa(cst.Year()), strconv.Itoa(cst.Year()+1)
+	ago := func(months int) string {
+		return time.Date(cst.Year(), cst.Month()-time.Month(months), 1, 0, 0, 0, 0, time.UTC).Format("2006-01")
+	}
+	p := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	return []HostileParam{
+		// identity
+		{"identity", p("id_number", person), "params.name"},
+		{"identity", p("id_number", person, "name", ""), "params.name"},
+		{"identity", p("id_number", person, "name", "  "), "params.name"},
+		{"identity", p("name", "张三"), "params.id_number"},
+		{"identity", p("id_number", wrongID, "name", "张三"), "params.id_number"},
+		{"identity", p("id_number", strings.ToLower(person[:17])+"x", "name", "张三"), "params.id_number"},
+		{"identity", p("id_number", person, "name", "张三", "age", "3"), "params.age"},
+		{"identity", p("id_number", person, "name", strings.Repeat("张", 65)), "params.name"},
+		{"identity", p("id_number", person, "name", strings.Repeat("a", 10240)), "params.name"},
+		{"identity", p("id_number", person, "name", "\xff\xfe\xc3\x28"), "params.name"},
+		{"identity", p("id_number", person, "name", "张\u202e三"), "params.name"},
+		{"identity", p("id_number", person, "name", "张\u200b三"), "params.name"},
+		{"identity", p("id_number", person, "name", "张\x00三"), "params.name"},
+		{"identity", p("id_number", person, "name", "张\n三"), "params.name"},
+		// household
+		{"household", p(), "params.id_number"},
+		{"household", p("id_number", "123"), "params.id_number"},
+		{"household", p("id_number", wrongID), "params.id_number"},
+		{"household", p("id_number", person, "name", "张三"), "params.name"},
+		// person_insurance
+		{"person_insurance", p("id_number", wrongID), "params.id_number"},
+		{"person_insurance", p("id_number", company), "params.id_number"},
+		{"person_insurance", p("credit_code", company), "params.credit_code"},
+		// employer_insurance
+		{"employer_insurance", p("credit_code", wrongCode), "params.credit_code"},
+		{"employer_insurance", p("credit_code", person), "params.credit_code"},
+		{"employer_insurance", p(), "params.credit_code"},
+		// tax_registration
+		{"tax_registration", p("credit_code", wrongCode), "params.credit_code"},
+		{"tax_registration", p("credit_code", strings.ToLower(company)), "params.credit_code"},
+		{"tax_registration", p("credit_code", company, "year", "2024"), "params.year"},
+		// tax_payments
+		{"tax_payments", p("credit_code", company, "from", ago(1)), "params.to"},
+		{"tax_payments", p("credit_code", company, "from", ago(1), "to", ago(6)), "params.to"},
+		{"tax_payments", p("credit_code", company, "from", "2025-13", "to", "2025-12"), "params.from"},
+		{"tax_payments", p("credit_code", company, "from", "2025/01", "to", "2025-02"), "params.from"},
+		{"tax_payments", p("credit_code", company, "from", "2025-1", "to", "2025-02"), "params.from"},
+		{"tax_payments", p("credit_code", company, "from", "2025-01", "to", "yesterday"), "params.to"},
+		{"tax_payments", p("credit_code", company, "from", "1999-12", "to", "2000-01"), "params.from"},
+		{"tax_payments", p("credit_code", company, "from", thisMonth, "to", nextMonth), "params.to"},
+		{"tax_payments", p("credit_code", company, "from", ago(36), "to", thisMonth), "params.to"},
+		{"tax_payments", p("credit_code", wrongCode, "from", ago(2), "to", ago(1)), "params.credit_code"},
+		// tax_credit
+		{"tax_credit", p("credit_code", company), "params.year"},
+		{"tax_credit", p("credit_code", company, "year", "24"), "params.year"},
+		{"tax_credit", p("credit_code", company, "year", "+2024"), "params.year"},
+		{"tax_credit", p("credit_code", company, "year", "1999"), "params.year"},
+		{"tax_credit", p("credit_code", company, "year", nextYear), "params.year"},
+		{"tax_credit", p("credit_code", company, "year", "９９９９"), "params.year"},
+		{"tax_credit", p("credit_code", wrongCode, "year", thisYear), "params.credit_code"},
+	}
+}
+
+// TestCertifyRefusesBadParameters: every kind's parameter checks run in
+// Certify before any upstream call; the simulator's request counter
+// stays at zero.
+func TestCertifyRefusesBadParameters(t *testing.T) {
+	f := newFixture(t, nil)
+	person, company := f.sim.SamplePeople(1)[0], f.sim.SampleCompanies(1)[0]
+	cases := hostileParams(person, company, time.Now())
+	kinds := map[string]bool{}
+	for _, tc := range cases {
+		kinds[tc.Kind] = true
+		t.Run(tc.Kind+"/"+tc.Field, func(t *testing.T) {
+			f.sim.ResetStats()
+			issued, err := f.gw.Certify(context.Background(), tc.Kind, tc.Params)
+			var e *licensehub.Error
+			if issued != nil || !asError(err, &e) || e.Code != licensehub.EINVALID || e.Field != tc.Field {
+				t.Fatalf("Certify(%s, %q) = %v, %v; want INVALID_ARGUMENT on %s", tc.Kind, tc.Params, issued, err, tc.Field)
+			}
+			if n := f.sim.Stats().Total; n != 0 {
+				t.Errorf("%d upstream calls for refused parameters", n)
+			}
+			for _, bad := range []string{"2006-01", "parsing time", "strconv", "\u202e", "\u200b", "\x00"} {
+				if strings.Contains(e.Message, bad) {
+					t.Errorf("message %q holds %q", e.Message, bad)
+				}
+			}
+		})
+	}
+	for _, k := range f.gw.Kinds() {
+		if !kinds[k.Name] {
+			t.Errorf("no hostile parameters for kind %s", k.Name)
+		}
+	}
+	// The same parameters, good: each kind reaches the upstream once.
+	year := strconv.Itoa(time.Now().Year() - 2)
+	for kind, params := range map[string]map[string]string{
+		"tax_payments": {"credit_code": company, "from": year + "-01", "to": year + "-12"},
+		"tax_credit":   {"credit_code": company, "year": year},
+		"household":    {"id_number": person},
+	} {
+		f.sim.ResetStats()
+		if _, err := f.gw.Certify(context.Background(), kind, params); err != nil || f.sim.Stats().Total != 1 {
+			t.Errorf("%s %v: %v after %d calls", kind, params, err, f.sim.Stats().Total)
+		}
+	}
+}
+
+// TestIdentityIsACheck: asked with a wrong name, the identity certificate
+// attests the mismatch and discloses nothing: no real name, birth date,
+// address, sex, document or status.
+func TestIdentityIsACheck(t *testing.T) {
+	f := newFixture(t, nil)
+	person := f.sim.SamplePeople(3)[2]
+	real := f.sim.PersonName(person)
+	for _, tc := range []struct {
+		name, asked string
+		mismatched  []string
+		fields      []string
+	}{
+		{"wrong name", "王不对", []string{"name"}, []string{"id_number", "id_number_match", "name", "name_match"}},
+		{"real name", real, nil, []string{"document_valid_until", "id_number", "id_number_match", "name", "name_match", "status"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			issued, err := f.gw.Certify(context.Background(), "identity", map[string]string{"id_number": person, "name": tc.asked})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(issued.Mismatched, tc.mismatched) {
+				t.Errorf("mismatched %v, want %v", issued.Mismatched, tc.mismatched)
+			}
+			data := issued.Certificate.Data
+			if got := slices.Sorted(maps.Keys(data)); !slices.Equal(got, tc.fields) {
+				t.Errorf("fields %v, want %v", got, tc.fields)
+			}
+			if data["name"] != tc.asked || data["name_match"] != (tc.mismatched == nil) {
+				t.Errorf("data %v", data)
+			}
+			// The signed document says the same, and nothing more.
+			doc := string(issued.Document)
+			birth := person[6:10] + "-" + person[10:12] + "-" + person[12:14]
+			if tc.mismatched != nil && strings.Contains(doc, real) || strings.Contains(doc, birth) || strings.Contains(doc, "address") {
+				t.Errorf("the signed certificate discloses the record: %s", doc)
 			}
 		})
 	}
@@ -169,10 +359,10 @@ func BenchmarkSimQuery(b *testing.B) {
 	f := newFixture(b, nil)
 	person := f.sim.SamplePeople(1)[0]
 	kind, _ := adapters.FindKind(publicsecurity.Kinds(), publicsecurity.KindIdentity)
-	params := map[string][]string{"id_number": {person}, "name": {"张三"}}
+	params := map[string]string{"id_number": person, "name": "张三"}
 	b.Run("hub", func(b *testing.B) {
 		for range b.N {
-			if _, err := adapters.Fetch(context.Background(), f.ps, kind, params); err != nil {
+			if _, err := adapters.Fetch(context.Background(), f.ps, kind, params, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}

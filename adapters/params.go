@@ -1,35 +1,122 @@
 package adapters
 
 import (
+	"fmt"
 	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
 )
 
-// ResidentParams is the query of a kind keyed by a person: id_number,
-// check digit and birth date validated.
-func ResidentParams(idNumber string) (url.Values, error) {
-	if err := ident.ValidateResidentID(idNumber); err != nil {
-		return nil, ident.WithField(err, "id_number")
+// MaxParamLen bounds every parameter value (characters): a person's name
+// is the longest a kind takes.
+const MaxParamLen = 64
+
+// Check validates params for k and returns the upstream query; nothing
+// reaches an upstream without it. The rules common to every kind come
+// first: only k.Params, each one given; every value valid UTF-8 of at most
+// MaxParamLen characters once trimmed and brought to Unicode NFC, without
+// control, bidi, zero-width or private-use characters; id_number a
+// resident ID number and credit_code a unified social credit code (check
+// characters included). Then k.Rules, if any (ranges, cross-parameter
+// rules), with now for rules relative to today. A refusal is
+// INVALID_ARGUMENT naming the parameter as params.NAME.
+func (k Kind) Check(params map[string]string, now time.Time) (url.Values, error) {
+	names := make([]string, 0, len(params))
+	for name := range params {
+		names = append(names, name)
 	}
-	return url.Values{"id_number": {idNumber}}, nil
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.Contains(k.Params, name) {
+			return nil, ParamError(name, "%s takes the parameters %s, not %s", k.Name, strings.Join(k.Params, ", "), printable(name))
+		}
+	}
+	q := url.Values{}
+	for _, name := range k.Params {
+		v, err := cleanParam(name, params[name])
+		if err != nil {
+			return nil, err
+		}
+		q.Set(name, v)
+	}
+	if v := q.Get("id_number"); v != "" {
+		if err := ident.ValidateResidentID(v); err != nil {
+			return nil, ident.WithField(err, "params.id_number")
+		}
+	}
+	if v := q.Get("credit_code"); v != "" {
+		if err := ident.ValidateCreditCode(v); err != nil {
+			return nil, ident.WithField(err, "params.credit_code")
+		}
+	}
+	if k.Rules != nil {
+		if err := k.Rules(q, now); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
 }
 
-// OrganisationParams is the query of a kind keyed by an organisation:
-// credit_code, check character validated.
-func OrganisationParams(creditCode string) (url.Values, error) {
-	if err := ident.ValidateCreditCode(creditCode); err != nil {
-		return nil, ident.WithField(err, "credit_code")
-	}
-	return url.Values{"credit_code": {creditCode}}, nil
+// ParamError is the refusal of the parameter name (field params.NAME).
+func ParamError(name, format string, args ...any) error {
+	return licensehub.FieldError(licensehub.EINVALID, "params."+name, format, args...)
 }
 
-// MustKind returns the kind named name among kinds; a missing one is a bug
-// in the calling adapter's constants, so it panics.
-func MustKind(kinds []Kind, name string) Kind {
-	k, ok := FindKind(kinds, name)
-	if !ok {
-		panic("adapters: no kind " + name)
+// cleanParam trims v and brings it to NFC, or says why it cannot be a
+// parameter value.
+func cleanParam(name, v string) (string, error) {
+	if !utf8.ValidString(v) {
+		return "", ParamError(name, "%s is not valid UTF-8 text", name)
 	}
-	return k
+	v = norm.NFC.String(strings.TrimSpace(v))
+	if v == "" {
+		return "", ParamError(name, "the parameter %s is required", name)
+	}
+	if n := utf8.RuneCountInString(v); n > MaxParamLen {
+		return "", ParamError(name, "%s has %d characters, at most %d", name, n, MaxParamLen)
+	}
+	pos := 0
+	for _, r := range v {
+		pos++
+		if what := forbidden(r); what != "" {
+			return "", ParamError(name, "%s has %s (U+%04X) at character %d", name, what, r, pos)
+		}
+	}
+	return v, nil
+}
+
+// forbidden names the kind of character r is when a parameter may not hold
+// it (it could hide or reorder what a page shows), or "".
+func forbidden(r rune) string {
+	switch {
+	case r < 0x20 || r >= 0x7f && r < 0xa0:
+		return "a control character"
+	case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f || r == 0x061c:
+		return "a bidirectional control character"
+	case r >= 0x200b && r <= 0x200d || r == 0x2060 || r == 0xfeff:
+		return "a zero-width character"
+	case unicode.Is(unicode.Co, r):
+		return "a private-use character"
+	case unicode.Is(unicode.Cf, r):
+		return "an invisible formatting character"
+	}
+	return ""
+}
+
+// printable quotes a caller's parameter name for a message without
+// repeating whatever it holds: at most 32 characters, invisible ones
+// escaped.
+func printable(s string) string {
+	if utf8.RuneCountInString(s) > 32 {
+		s = string([]rune(s)[:32]) + "…"
+	}
+	return fmt.Sprintf("%q", s)
 }

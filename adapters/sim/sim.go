@@ -443,6 +443,22 @@ func SamplePeople(n int) []string { return defaultWorld().samplePeople(n) }
 // server with the default seed and not-found rate.
 func SampleCompanies(n int) []string { return defaultWorld().sampleCompanies(n) }
 
+// PersonName returns the name this server's record holds for a resident ID
+// number ("" for an unknown or invalid one): what an identity check must
+// be given to match.
+func (s *Server) PersonName(id string) string { return s.w.personName(id) }
+
+// PersonName is [Server.PersonName] for a server with the default seed
+// and not-found rate.
+func PersonName(id string) string { return defaultWorld().personName(id) }
+
+func (w world) personName(id string) string {
+	if ident.ValidateResidentID(id) != nil || !w.exists(id) {
+		return ""
+	}
+	return w.person(id).Name
+}
+
 // UpstreamConfig returns an upstream client configuration for the system
 // name (publicsecurity, socialsecurity, tax) at baseURL (this server's
 // root URL) with this server's app key, secret and algorithm; the other

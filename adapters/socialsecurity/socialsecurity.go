@@ -1,16 +1,13 @@
 // Package socialsecurity adapts the social-security system (社保):
 // a person's participation and contribution record (参保缴费证明) and an
 // employer's (单位参保证明). Kinds lists the default kinds with their
-// mappings; PersonInsurance and EmployerInsurance validate, query and map.
+// mappings; adapters.Gateway checks their parameters, queries and maps.
 package socialsecurity
 
 import (
-	"context"
-	"net/url"
 	"time"
 
 	"github.com/licensehub/licensehub/adapters"
-	"github.com/licensehub/licensehub/adapters/upstream"
 )
 
 // Upstream is the upstream system's name (upstream.Config.Name).
@@ -64,35 +61,4 @@ func Kinds() []adapters.Kind {
 			},
 		},
 	}
-}
-
-func kind(name string) adapters.Kind { return adapters.MustKind(Kinds(), name) }
-
-// PersonParams validates the input of a person's record query.
-func PersonParams(idNumber string) (url.Values, error) { return adapters.ResidentParams(idNumber) }
-
-// PersonInsurance returns a person's social-insurance record: state,
-// employer, and per insurance kind (养老, 医疗, 失业, 工伤, 生育) its state,
-// first month, last month paid and months paid.
-func PersonInsurance(ctx context.Context, c *upstream.Client, idNumber string) (map[string]any, error) {
-	params, err := PersonParams(idNumber)
-	if err != nil {
-		return nil, err
-	}
-	return adapters.Fetch(ctx, c, kind(KindPersonInsurance), params)
-}
-
-// EmployerParams validates the input of an employer's record query.
-func EmployerParams(creditCode string) (url.Values, error) {
-	return adapters.OrganisationParams(creditCode)
-}
-
-// EmployerInsurance returns an employer's record: insured employees,
-// months contributed, arrears.
-func EmployerInsurance(ctx context.Context, c *upstream.Client, creditCode string) (map[string]any, error) {
-	params, err := EmployerParams(creditCode)
-	if err != nil {
-		return nil, err
-	}
-	return adapters.Fetch(ctx, c, kind(KindEmployerInsurance), params)
 }

@@ -3,10 +3,12 @@ package socialsecurity
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/adapters/sim"
 	"github.com/licensehub/licensehub/adapters/sim/simtest"
 	"github.com/licensehub/licensehub/adapters/upstream"
@@ -20,6 +22,20 @@ func setup(t *testing.T) (*sim.Server, *upstream.Client) {
 	return simtest.Start(t, sim.Config{Seed: 78, Algorithm: "sha256"}, Upstream, nil)
 }
 
+// fetch checks params, asks the upstream for kind and maps its answer.
+func fetch(t *testing.T, c *upstream.Client, kind string, params map[string]string) (map[string]any, error) {
+	t.Helper()
+	k, ok := adapters.FindKind(Kinds(), kind)
+	if !ok {
+		t.Fatalf("no kind %s", kind)
+	}
+	a, err := adapters.Fetch(context.Background(), c, k, params, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return a.Data, nil
+}
+
 func TestKindsValidate(t *testing.T) {
 	for _, k := range Kinds() {
 		if err := k.Validate(); err != nil {
@@ -31,7 +47,7 @@ func TestKindsValidate(t *testing.T) {
 func TestPersonInsurance(t *testing.T) {
 	s, c := setup(t)
 	id := s.SamplePeople(1)[0]
-	got, err := PersonInsurance(context.Background(), c, id)
+	got, err := fetch(t, c, KindPersonInsurance, map[string]string{"id_number": id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +91,7 @@ func TestPersonInsurance(t *testing.T) {
 func TestEmployerInsurance(t *testing.T) {
 	s, c := setup(t)
 	code := s.SampleCompanies(1)[0]
-	got, err := EmployerInsurance(context.Background(), c, code)
+	got, err := fetch(t, c, KindEmployerInsurance, map[string]string{"credit_code": code})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,14 +114,14 @@ func TestEmployerInsurance(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	s, c := setup(t)
-	if _, err := EmployerInsurance(context.Background(), c, "91350100M000100Y44"); !licensehub.IsCode(err, licensehub.EINVALID) {
+	if _, err := fetch(t, c, KindEmployerInsurance, map[string]string{"credit_code": "91350100M000100Y44"}); !licensehub.IsCode(err, licensehub.EINVALID) {
 		t.Errorf("bad code: %v", err)
 	}
 	if s.Stats().Total != 0 {
 		t.Error("an invalid code reached the upstream")
 	}
 	_ = s.SetKnobs(sim.Knobs{MalformedRate: 1, Malformed: "partial"})
-	got, err := PersonInsurance(context.Background(), c, s.SamplePeople(1)[0])
+	got, err := fetch(t, c, KindPersonInsurance, map[string]string{"id_number": s.SamplePeople(1)[0]})
 	if got != nil || !licensehub.IsCode(err, licensehub.EUPSTREAMBAD) {
 		t.Errorf("partial answer: %v, %v", got, err)
 	}

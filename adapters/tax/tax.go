@@ -1,18 +1,15 @@
 // Package tax adapts the tax system (税务): tax registration (税务登记),
 // tax payments over a period (完税证明) and the taxpayer credit grade
 // (纳税信用等级, A/B/M/C/D). Kinds lists the default kinds with their
-// mappings; Registration, Payments and Credit validate, query and map.
+// mappings and parameter rules; adapters.Gateway checks, queries and maps.
 package tax
 
 import (
-	"context"
 	"net/url"
 	"strconv"
 	"time"
 
-	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters"
-	"github.com/licensehub/licensehub/adapters/upstream"
 )
 
 // Upstream is the upstream system's name (upstream.Config.Name).
@@ -27,6 +24,10 @@ const (
 
 // MaxPaymentMonths is the longest period a payments query may cover.
 const MaxPaymentMonths = 36
+
+// FirstYear is the earliest year a payments period or a credit grade may
+// concern: the tax system holds nothing older.
+const FirstYear = 2000
 
 // Kinds returns the default kinds of this upstream; each call returns
 // fresh copies.
@@ -52,7 +53,7 @@ func Kinds() []adapters.Kind {
 		{
 			Name: KindPayments, Title: "完税证明", Upstream: Upstream,
 			ServiceID: "tax.payments", Path: "/tax/payments", Params: []string{"credit_code", "from", "to"},
-			CacheTTL: 6 * time.Hour,
+			CacheTTL: 6 * time.Hour, Rules: checkPeriod,
 			Mapping: adapters.Mapping{
 				"credit_code":               "nsrsbh",
 				"name":                      "nsrmc",
@@ -70,7 +71,7 @@ func Kinds() []adapters.Kind {
 		{
 			Name: KindCredit, Title: "纳税信用等级证明", Upstream: Upstream,
 			ServiceID: "tax.credit", Path: "/tax/credit", Params: []string{"credit_code", "year"},
-			CacheTTL: 24 * time.Hour,
+			CacheTTL: 24 * time.Hour, Rules: checkYear,
 			Mapping: adapters.Mapping{
 				"credit_code": "nsrsbh",
 				"name":        "nsrmc",
@@ -82,79 +83,53 @@ func Kinds() []adapters.Kind {
 	}
 }
 
-func kind(name string) adapters.Kind { return adapters.MustKind(Kinds(), name) }
+// cst is the time zone of "this month" and "this year": China Standard Time.
+var cst = time.FixedZone("CST", 8*3600)
 
-// RegistrationParams validates the input of a registration query.
-func RegistrationParams(creditCode string) (url.Values, error) {
-	return adapters.OrganisationParams(creditCode)
-}
-
-// Registration returns a company's tax registration: state (正常/注销),
-// registration date, tax authority, taxpayer type.
-func Registration(ctx context.Context, c *upstream.Client, creditCode string) (map[string]any, error) {
-	params, err := RegistrationParams(creditCode)
-	if err != nil {
-		return nil, err
+// checkPeriod: from and to are months YYYY-MM from FirstYear to this
+// month, from ≤ to, at most MaxPaymentMonths months.
+func checkPeriod(q url.Values, now time.Time) error {
+	this := now.In(cst)
+	month := func(name string) (time.Time, error) {
+		v := q.Get(name)
+		t, err := time.Parse("2006-01", v)
+		switch {
+		case err != nil || len(v) != len("2006-01"):
+			return t, adapters.ParamError(name, "%s must be a month written YYYY-MM, e.g. 2025-01", name)
+		case t.Year() < FirstYear:
+			return t, adapters.ParamError(name, "%s is before %d-01: the tax system holds nothing older", name, FirstYear)
+		case t.Year() > this.Year() || t.Year() == this.Year() && t.Month() > this.Month():
+			return t, adapters.ParamError(name, "%s is a month still to come; the latest is %s", name, this.Format("2006-01"))
+		}
+		return t, nil
 	}
-	return adapters.Fetch(ctx, c, kind(KindRegistration), params)
-}
-
-// PaymentsParams validates the input of a payments query: from and to are
-// months YYYY-MM, from ≤ to, at most MaxPaymentMonths months.
-func PaymentsParams(creditCode, from, to string) (url.Values, error) {
-	params, err := adapters.OrganisationParams(creditCode)
+	from, err := month("from")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	f, err := time.Parse("2006-01", from)
+	to, err := month("to")
 	if err != nil {
-		return nil, licensehub.FieldError(licensehub.EINVALID, "from", "from %q is not a month YYYY-MM", from)
+		return err
 	}
-	t, err := time.Parse("2006-01", to)
-	if err != nil {
-		return nil, licensehub.FieldError(licensehub.EINVALID, "to", "to %q is not a month YYYY-MM", to)
-	}
-	months := (t.Year()-f.Year())*12 + int(t.Month()) - int(f.Month()) + 1
+	months := (to.Year()-from.Year())*12 + int(to.Month()) - int(from.Month()) + 1
 	switch {
 	case months < 1:
-		return nil, licensehub.FieldError(licensehub.EINVALID, "to", "to %s is before from %s", to, from)
+		return adapters.ParamError("to", "the period ends (to %s) before it starts (from %s)", q.Get("to"), q.Get("from"))
 	case months > MaxPaymentMonths:
-		return nil, licensehub.FieldError(licensehub.EINVALID, "to", "the period covers %d months, at most %d", months, MaxPaymentMonths)
+		return adapters.ParamError("to", "the period covers %d months, at most %d", months, MaxPaymentMonths)
 	}
-	params.Set("from", from)
-	params.Set("to", to)
-	return params, nil
+	return nil
 }
 
-// Payments returns a company's tax payments from month from to month to
-// (YYYY-MM, inclusive) with their total: the fields of a 完税证明.
-func Payments(ctx context.Context, c *upstream.Client, creditCode, from, to string) (map[string]any, error) {
-	params, err := PaymentsParams(creditCode, from, to)
-	if err != nil {
-		return nil, err
+// checkYear: year is a year YYYY from FirstYear to this year.
+func checkYear(q url.Values, now time.Time) error {
+	v := q.Get("year")
+	year, err := strconv.Atoi(v)
+	if err != nil || len(v) != 4 || v[0] < '0' || v[0] > '9' {
+		return adapters.ParamError("year", "year must be a year written YYYY, e.g. 2024")
 	}
-	return adapters.Fetch(ctx, c, kind(KindPayments), params)
-}
-
-// CreditParams validates the input of a credit-grade query.
-func CreditParams(creditCode string, year int) (url.Values, error) {
-	params, err := adapters.OrganisationParams(creditCode)
-	if err != nil {
-		return nil, err
+	if this := now.In(cst).Year(); year < FirstYear || year > this {
+		return adapters.ParamError("year", "year must be from %d to %d", FirstYear, this)
 	}
-	if year < 2000 || year > 9999 {
-		return nil, licensehub.FieldError(licensehub.EINVALID, "year", "year %d is out of range", year)
-	}
-	params.Set("year", strconv.Itoa(year))
-	return params, nil
-}
-
-// Credit returns a company's taxpayer credit grade (A, B, M, C or D) for
-// year. A year not rated yet is NOT_FOUND.
-func Credit(ctx context.Context, c *upstream.Client, creditCode string, year int) (map[string]any, error) {
-	params, err := CreditParams(creditCode, year)
-	if err != nil {
-		return nil, err
-	}
-	return adapters.Fetch(ctx, c, kind(KindCredit), params)
+	return nil
 }

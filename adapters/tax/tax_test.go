@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/adapters"
 	"github.com/licensehub/licensehub/adapters/sim"
 	"github.com/licensehub/licensehub/adapters/sim/simtest"
 	"github.com/licensehub/licensehub/adapters/upstream"
@@ -20,6 +21,20 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func setup(t *testing.T) (*sim.Server, *upstream.Client) {
 	t.Helper()
 	return simtest.Start(t, sim.Config{Seed: 79}, Upstream, nil)
+}
+
+// fetch checks params, asks the upstream for kind and maps its answer.
+func fetch(t *testing.T, c *upstream.Client, kind string, params map[string]string) (map[string]any, error) {
+	t.Helper()
+	k, ok := adapters.FindKind(Kinds(), kind)
+	if !ok {
+		t.Fatalf("no kind %s", kind)
+	}
+	a, err := adapters.Fetch(context.Background(), c, k, params, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return a.Data, nil
 }
 
 func TestKindsValidate(t *testing.T) {
@@ -44,7 +59,7 @@ func fen(t *testing.T, s string) int64 {
 func TestRegistration(t *testing.T) {
 	s, c := setup(t)
 	code := s.SampleCompanies(1)[0]
-	got, err := Registration(context.Background(), c, code)
+	got, err := fetch(t, c, KindRegistration, map[string]string{"credit_code": code})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +75,7 @@ func TestPayments(t *testing.T) {
 	s, c := setup(t)
 	code := s.SampleCompanies(1)[0]
 	year := time.Now().Year() - 1
-	got, err := Payments(context.Background(), c, code, strconv.Itoa(year)+"-01", strconv.Itoa(year)+"-12")
+	got, err := fetch(t, c, KindPayments, map[string]string{"credit_code": code, "from": strconv.Itoa(year) + "-01", "to": strconv.Itoa(year) + "-12"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +95,7 @@ func TestPayments(t *testing.T) {
 		t.Errorf("total %d fen, items sum to %d", total, sum)
 	}
 	for _, bad := range [][2]string{{"2025-13", "2025-12"}, {"2025-06", "2025-01"}, {"2020-01", "2025-01"}, {"2025/01", "2025-02"}} {
-		if _, err := Payments(context.Background(), c, code, bad[0], bad[1]); !licensehub.IsCode(err, licensehub.EINVALID) {
+		if _, err := fetch(t, c, KindPayments, map[string]string{"credit_code": code, "from": bad[0], "to": bad[1]}); !licensehub.IsCode(err, licensehub.EINVALID) {
 			t.Errorf("period %v: %v", bad, err)
 		}
 	}
@@ -90,16 +105,16 @@ func TestCredit(t *testing.T) {
 	s, c := setup(t)
 	code := s.SampleCompanies(1)[0]
 	year := time.Now().Year() - 2
-	got, err := Credit(context.Background(), c, code, year)
+	got, err := fetch(t, c, KindCredit, map[string]string{"credit_code": code, "year": strconv.Itoa(year)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if g, _ := got["grade"].(string); len(g) != 1 || !strings.Contains("ABMCD", g) || got["year"] != int64(year) {
 		t.Errorf("credit %v", got)
 	}
-	// Not rated yet.
-	if got, err := Credit(context.Background(), c, code, time.Now().Year()+1); got != nil || !licensehub.IsCode(err, licensehub.ENOTFOUND) {
-		t.Errorf("next year: %v, %v", got, err)
+	// This year is not rated yet.
+	if got, err := fetch(t, c, KindCredit, map[string]string{"credit_code": code, "year": strconv.Itoa(time.Now().Year())}); got != nil || !licensehub.IsCode(err, licensehub.ENOTFOUND) {
+		t.Errorf("this year: %v, %v", got, err)
 	}
 }
 
@@ -107,11 +122,11 @@ func TestMalformed(t *testing.T) {
 	s, c := setup(t)
 	code := s.SampleCompanies(1)[0]
 	_ = s.SetKnobs(sim.Knobs{MalformedRate: 1, Malformed: "partial"})
-	if got, err := Registration(context.Background(), c, code); got != nil || !licensehub.IsCode(err, licensehub.EUPSTREAMBAD) {
+	if got, err := fetch(t, c, KindRegistration, map[string]string{"credit_code": code}); got != nil || !licensehub.IsCode(err, licensehub.EUPSTREAMBAD) {
 		t.Errorf("partial: %v, %v", got, err)
 	}
 	_ = s.SetKnobs(sim.Knobs{MalformedRate: 1, Malformed: "truncated"})
-	if got, err := Credit(context.Background(), c, code, time.Now().Year()-2); got != nil || !licensehub.IsCode(err, licensehub.EUPSTREAMBAD) {
+	if got, err := fetch(t, c, KindCredit, map[string]string{"credit_code": code, "year": strconv.Itoa(time.Now().Year() - 2)}); got != nil || !licensehub.IsCode(err, licensehub.EUPSTREAMBAD) {
 		t.Errorf("truncated: %v, %v", got, err)
 	}
 }

@@ -21,8 +21,9 @@
 //     a caller's cancellation is excluded. While it is open no HTTP request
 //     is made and CheckRetry does not retry.
 //   - Business codes: 4004 -> NOT_FOUND, 4001 -> INVALID_ARGUMENT, others ->
-//     UPSTREAM_BAD_RESPONSE; details name the upstream and its code. Only
-//     successes are cached.
+//     UPSTREAM_BAD_RESPONSE, each with the hub's own message; details name
+//     the upstream and its code. The upstream's message is logged (masked),
+//     never returned. Only successes are cached.
 package upstream
 
 import (
@@ -51,6 +52,7 @@ import (
 
 	licensehub "github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/internal/httpretry"
+	"github.com/licensehub/licensehub/internal/logging"
 )
 
 // Config describes one upstream system. Zero values take the defaults noted.
@@ -543,17 +545,50 @@ func (c *Client) call(ctx context.Context, q Query) (json.RawMessage, error) {
 		return nil, c.bad("malformed answer", err, nil)
 	}
 	if env.Code != CodeOK {
-		d := map[string]any{"upstream": c.cfg.Name, "upstream_code": env.Code, "upstream_message": truncate(env.Message, 200)}
-		code := licensehub.EUPSTREAMBAD
-		switch env.Code {
-		case CodeNotFound:
-			code = licensehub.ENOTFOUND
-		case CodeBadParams:
-			code = licensehub.EINVALID
-		}
-		return nil, &licensehub.Error{Code: code, Message: fmt.Sprintf("upstream %s answered %s: %s", c.cfg.Name, env.Code, truncate(env.Message, 200)), Details: d}
+		return nil, c.businessError(ctx, q, env)
 	}
 	return env.Data, nil
+}
+
+// businessError maps an upstream's business error to the hub's words. The
+// upstream's own message is another system's text (it may quote the
+// query's personal data): it goes to the log, masked, never to a client.
+func (c *Client) businessError(ctx context.Context, q Query, env Envelope) *licensehub.Error {
+	code, level := licensehub.EUPSTREAMBAD, slog.LevelWarn
+	msg := fmt.Sprintf("upstream %s answered with an error code the hub does not know", c.cfg.Name)
+	switch env.Code {
+	case CodeNotFound:
+		code, level = licensehub.ENOTFOUND, slog.LevelInfo
+		msg = fmt.Sprintf("upstream %s has no record matching the query", c.cfg.Name)
+	case CodeBadParams:
+		code = licensehub.EINVALID
+		msg = fmt.Sprintf("upstream %s refused the query's parameters", c.cfg.Name)
+	}
+	d := map[string]any{"upstream": c.cfg.Name}
+	if shortCode(env.Code) {
+		d["upstream_code"] = env.Code
+	}
+	c.log.Log(ctx, level, "upstream answered a business error", "upstream", c.cfg.Name, "service", q.ServiceID,
+		"upstream_code", logging.MaskText(env.Code, 16), "upstream_message", logging.MaskText(env.Message, 200))
+	e := &licensehub.Error{Code: code, Message: msg, Details: d}
+	if code == licensehub.EINVALID {
+		e.Field = "params"
+	}
+	return e
+}
+
+// shortCode reports whether an upstream's business code is short and plain
+// enough to repeat to a client (e.g. "4004").
+func shortCode(s string) bool {
+	if s == "" || len(s) > 8 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 // sharedCtxError maps the end of a shared call's own context: the budget
@@ -564,13 +599,6 @@ func (c *Client) sharedCtxError(err error) error {
 		return c.unavailable("no answer within the query budget", time.Second, err)
 	}
 	return c.unavailable("query abandoned", time.Second, err)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func newRequestID() string {

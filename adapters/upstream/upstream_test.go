@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -245,7 +246,7 @@ func TestQueryOutcomes(t *testing.T) {
 			wantCalls: 1,
 			check: func(t *testing.T, err error) {
 				d := details(err)
-				if d["upstream_code"] != "4004" || d["upstream"] != "publicsecurity" || d["upstream_message"] != "no such person" {
+				if d["upstream_code"] != "4004" || d["upstream"] != "publicsecurity" || len(d) != 2 {
 					t.Errorf("details = %v", d)
 				}
 			},
@@ -849,4 +850,61 @@ func TestTimeoutsTripBreaker(t *testing.T) {
 	if st := c.Status(); st.Breaker != "open" {
 		t.Errorf("breaker = %s after 2 timed-out attempts, want open", st.Breaker)
 	}
+}
+
+// TestBusinessErrorsInTheHubsWords: an upstream's own error text (which may
+// quote the query's personal data) never reaches the error a client sees;
+// it is logged, masked.
+func TestBusinessErrorsInTheHubsWords(t *testing.T) {
+	const raw = "身份号码11010519491231002X与姓名张三不一致 <script>"
+	for _, tt := range []struct {
+		name, code, wantCode, wantMsg string
+		wantDetailCode                any
+	}{
+		{"not found", "4004", licensehub.ENOTFOUND, "upstream publicsecurity has no record matching the query", "4004"},
+		{"bad params", "4001", licensehub.EINVALID, "upstream publicsecurity refused the query's parameters", "4001"},
+		{"unknown code", "9999", licensehub.EUPSTREAMBAD, "upstream publicsecurity answered with an error code the hub does not know", "9999"},
+		{"code holding text", "E<b>11010519491231002X", licensehub.EUPSTREAMBAD, "upstream publicsecurity answered with an error code the hub does not know", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t, AlgSM3, func(n int64, w http.ResponseWriter, r *http.Request) {
+				b, _ := json.Marshal(map[string]string{"code": tt.code, "message": raw})
+				w.Write(b)
+			})
+			var logs syncBuffer
+			c := newClient(t, Config{BaseURL: f.URL, Algorithm: AlgSM3}, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			_, err := c.Query(context.Background(), q1)
+			var e *licensehub.Error
+			if !errors.As(err, &e) || e.Code != tt.wantCode || e.Message != tt.wantMsg {
+				t.Fatalf("error %v, want %s %q", err, tt.wantCode, tt.wantMsg)
+			}
+			if e.Details["upstream_code"] != tt.wantDetailCode {
+				t.Errorf("upstream_code %v, want %v", e.Details["upstream_code"], tt.wantDetailCode)
+			}
+			if all := fmt.Sprint(e.Error(), e.Details); strings.Contains(all, "张三") || strings.Contains(all, "1101051949") || strings.Contains(all, "script") {
+				t.Errorf("the upstream's text reached the error: %s", all)
+			}
+			log := logs.String()
+			if !strings.Contains(log, "110*************2X") || strings.Contains(log, "11010519491231002X") {
+				t.Errorf("log does not hold the upstream's message masked: %s", log)
+			}
+		})
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

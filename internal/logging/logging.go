@@ -115,3 +115,42 @@ func looksLikeHolderCode(s string) bool {
 	}
 	return digits >= 10
 }
+
+// MaskText masks, in free text such as another system's error message,
+// every run of ASCII letters and digits that looks like a personal
+// identifier (at least 11 characters, at least 10 of them digits: resident
+// ID numbers, credit codes, phone numbers), and cuts the text to max
+// characters.
+func MaskText(s string, max int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && isAlnum(s[j]) {
+			j++
+		}
+		if j == i {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		tok, digits := s[i:j], 0
+		for k := 0; k < len(tok); k++ {
+			if tok[k] >= '0' && tok[k] <= '9' {
+				digits++
+			}
+		}
+		if len(tok) >= 11 && digits >= 10 {
+			tok = MaskID(tok)
+		}
+		b.WriteString(tok)
+		i = j
+	}
+	if r := []rune(b.String()); len(r) > max {
+		return string(r[:max]) + "…"
+	}
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}

@@ -63,3 +63,23 @@ func TestMaskPath(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskText(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"person 11010519491231002X not found", 200, "person 110*************2X not found"},
+		{"invalid parameter credit_code: 91350100M000100Y43 (check_character)", 200, "invalid parameter credit_code: 913*************43 (check_character)"},
+		{"phone 13800000000, year 2024, code 4004", 200, "phone 138******00, year 2024, code 4004"},
+		{"张三的身份证号110105194912310021有误", 200, "张三的身份证号110*************21有误"},
+		{"身份号码不一致", 3, "身份号…"},
+		{"", 10, ""},
+	}
+	for _, tt := range tests {
+		if got := MaskText(tt.in, tt.max); got != tt.want {
+			t.Errorf("MaskText(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}
