@@ -13,6 +13,9 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters"
+	"github.com/licensehub/licensehub/adapters/publicsecurity"
+	"github.com/licensehub/licensehub/adapters/socialsecurity"
+	"github.com/licensehub/licensehub/adapters/tax"
 	"github.com/licensehub/licensehub/auth"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/license"
@@ -52,16 +55,24 @@ type anyValidator struct{}
 
 func (anyValidator) Validate(*license.License) error { return nil }
 
-// fakeGateway answers per kind.
+// fakeGateway answers per kind, after the real kinds' parameter checks.
 type fakeGateway struct {
-	mu    sync.Mutex
-	fail  map[string]error
-	calls map[string]map[string]string
+	mu       sync.Mutex
+	fail     map[string]error
+	mismatch map[string][]string // kind → the verified parameters that do not match
+	calls    map[string]map[string]string
 }
 
+var realKinds = slices.Concat(publicsecurity.Kinds(), socialsecurity.Kinds(), tax.Kinds())
+
 func (g *fakeGateway) Certify(ctx context.Context, kind string, params map[string]string) (*adapters.Issued, error) {
+	if k, ok := adapters.FindKind(realKinds, kind); ok {
+		if _, err := k.Check(params, t0); err != nil {
+			return nil, err
+		}
+	}
 	g.mu.Lock()
-	err := g.fail[kind]
+	err, mismatched := g.fail[kind], g.mismatch[kind]
 	if g.calls == nil {
 		g.calls = map[string]map[string]string{}
 	}
@@ -76,7 +87,7 @@ func (g *fakeGateway) Certify(ctx context.Context, kind string, params map[strin
 		FetchedAt: t0.Format(time.RFC3339), ValidUntil: t0.Add(72 * time.Hour).Format(time.RFC3339),
 		Data: map[string]any{"name": params["name"], "credit_code": params["credit_code"], "state": "正常",
 			"secret_field": "must not leak", "status": "正常", "tax_authority": "税务局"}}
-	return &adapters.Issued{Certificate: c, Document: []byte(`{"body":{"kind":"` + kind + `"},"signature":{}}`)}, nil
+	return &adapters.Issued{Certificate: c, Document: []byte(`{"body":{"kind":"` + kind + `"},"signature":{}}`), Mismatched: mismatched}, nil
 }
 
 // grants is a fake member: license.lookup on the listed types and
@@ -146,7 +157,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{objects: objs, kv: kv, ring: ring, clk: &clock{t: t0}, gw: &fakeGateway{fail: map[string]error{}},
+	f := &fixture{objects: objs, kv: kv, ring: ring, clk: &clock{t: t0}, gw: &fakeGateway{fail: map[string]error{}, mismatch: map[string][]string{}},
 		matters: testMatters(t)}
 	f.lib = f.library(t)
 	f.cons = f.consents(t, kv)

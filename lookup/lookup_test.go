@@ -3,8 +3,10 @@ package lookup
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,10 @@ import (
 	"time"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/adapters"
+	"github.com/licensehub/licensehub/adapters/publicsecurity"
+	"github.com/licensehub/licensehub/adapters/sim"
+	"github.com/licensehub/licensehub/adapters/sim/simtest"
 	"github.com/licensehub/licensehub/license"
 	memstore "github.com/licensehub/licensehub/store/mem"
 )
@@ -336,6 +342,7 @@ func TestMaterialStates(t *testing.T) {
 		inputs  map[string]string
 		matter  string
 		want    map[string]string // material → state
+		detail  map[string]string // material → a part of its detail
 		missing []string
 	}{
 		{
@@ -421,6 +428,24 @@ func TestMaterialStates(t *testing.T) {
 			name:   "bad input",
 			inputs: map[string]string{"legal_representative_id_number": "110105194912310021", "legal_representative_name": "张三"},
 			want:   map[string]string{"法定代表人身份核验证明": StateNeedsInput},
+			detail: map[string]string{"法定代表人身份核验证明": "the input legal_representative_id_number: "},
+		},
+		{
+			name:   "hostile name",
+			inputs: map[string]string{"legal_representative_id_number": repID, "legal_representative_name": "张\u202e三"},
+			want:   map[string]string{"法定代表人身份核验证明": StateNeedsInput},
+			detail: map[string]string{"法定代表人身份核验证明": "the input legal_representative_name: name has a bidirectional control character"},
+		},
+		{
+			name: "identity mismatch",
+			setup: func(t *testing.T, f *fixture) {
+				f.push(t, typeBiz, "B001", holderOrg, "2031-12-31")
+				f.gw.mismatch["identity"] = []string{"name"}
+			},
+			inputs:  map[string]string{"legal_representative_id_number": repID, "legal_representative_name": "王不对"},
+			want:    map[string]string{"营业执照": StateFound, "法定代表人身份核验证明": StateMismatch, "税务登记证明": StateFound},
+			detail:  map[string]string{"法定代表人身份核验证明": "record does not match the given name (the input legal_representative_name)"},
+			missing: []string{"法定代表人身份核验证明"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -447,6 +472,12 @@ func TestMaterialStates(t *testing.T) {
 				}
 				if e.State != want {
 					t.Errorf("%s: state %s (%s), want %s", e.Name, e.State, e.Detail, want)
+				}
+				if d := tc.detail[e.Name]; !strings.Contains(e.Detail, d) {
+					t.Errorf("%s: detail %q, want it to hold %q", e.Name, e.Detail, d)
+				}
+				if e.State == StateMismatch && (e.CertificateView != nil || e.License != nil) {
+					t.Errorf("%s: a mismatch carries a view: %+v", e.Name, e)
 				}
 				switch {
 				case e.State == StateFound && e.License != nil:
@@ -609,5 +640,58 @@ func TestViewProvenance(t *testing.T) {
 		case tc.want != "" && (p == nil || p.Kind != tc.want || p.SourceLine != 7 || p.Batch != "job1"):
 			t.Errorf("%s: provenance %+v, want %s from job1 line 7", tc.id, p, tc.want)
 		}
+	}
+}
+
+// TestIdentityMaterialIsACheck: with the real gateway and the simulated
+// public-security system, the legal representative's identity material is
+// found with the real name and a mismatch (in missing, without a view or a
+// use, and naming nothing of the record) with a wrong one.
+func TestIdentityMaterialIsACheck(t *testing.T) {
+	f := newFixture(t)
+	s, ps := simtest.Start(t, sim.Config{Seed: 7}, publicsecurity.Upstream, nil)
+	gw, err := adapters.NewGateway(adapters.GatewayConfig{
+		Upstreams: map[string]adapters.Connected{publicsecurity.Upstream: ps},
+		Kinds:     publicsecurity.Kinds(), Signers: f.ring, Authority: adapters.Party{Name: "证照通", Code: authorityA},
+		Validity: 72 * time.Hour, Clock: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := NewService(Config{Library: f.lib, Gateway: gw, Matters: f.matters, Consents: f.cons, KV: f.kv, Clock: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := s.SamplePeople(1)[0]
+	real := s.PersonName(rep)
+	for _, tc := range []struct {
+		name, asked string
+		state       string
+		missing     bool
+	}{
+		{"real name", real, StateFound, false},
+		{"wrong name", "王不对", StateMismatch, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := svc.MaterialsFor(ctxT(t), approval, MaterialsRequest{Matter: matterSetup, HolderCode: holderOrg,
+				Inputs: map[string]string{"legal_representative_id_number": rep, "legal_representative_name": tc.asked}}, duty)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(res.Materials, func(e MaterialEntry) bool { return e.Certificate == publicsecurity.KindIdentity })
+			e := res.Materials[i]
+			if e.State != tc.state || slices.Contains(res.Missing, e.Name) != tc.missing {
+				t.Fatalf("identity material %+v, missing %v", e, res.Missing)
+			}
+			if tc.state == StateFound {
+				got := slices.Sorted(maps.Keys(e.CertificateView.Data))
+				if want := []string{"document_valid_until", "id_number_match", "name", "name_match", "status"}; !slices.Equal(got, want) {
+					t.Errorf("view fields %v, want the matter's %v", got, want)
+				}
+				return
+			}
+			if e.CertificateView != nil || strings.Contains(e.Detail, real) {
+				t.Errorf("a mismatch discloses: %+v", e)
+			}
+		})
 	}
 }

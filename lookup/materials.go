@@ -3,12 +3,12 @@ package lookup
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/auth"
-	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/license"
 )
 
@@ -22,6 +22,7 @@ const (
 	StateNotPermitted        = "not_permitted"
 	StateUpstreamUnavailable = "upstream_unavailable"
 	StateNeedsInput          = "needs_input" // a certificate parameter the request did not give (or gave wrong)
+	StateMismatch            = "mismatch"    // a verifying certificate (identity): the record does not match what was given
 )
 
 // MaterialsRequest is a materials assembly for one applicant.
@@ -249,14 +250,6 @@ func (s *Service) certificateMaterial(ctx context.Context, mat Material, req Mat
 		}
 		params[name] = v
 	}
-	if v, ok := params["id_number"]; ok && ident.ValidateResidentID(v) != nil {
-		e.State, e.Detail = StateNeedsInput, "parameter id_number needs a resident ID number"
-		return e, nil
-	}
-	if v, ok := params["credit_code"]; ok && ident.ValidateCreditCode(v) != nil {
-		e.State, e.Detail = StateNeedsInput, "parameter credit_code needs a unified social credit code"
-		return e, nil
-	}
 	iss, err := s.cfg.Gateway.Certify(ctx, mat.Certificate, params)
 	if err != nil {
 		code := licensehub.ErrorCode(err)
@@ -270,12 +263,29 @@ func (s *Service) certificateMaterial(ctx context.Context, mat Material, req Mat
 			e.State, e.Detail = StateNotPermitted, licensehub.Message(err)
 		case code == licensehub.EINVALID:
 			e.State, e.Detail = StateNeedsInput, licensehub.Message(err)
+			if src, ok := mat.Params[strings.TrimPrefix(fieldOf(err), "params.")]; ok {
+				e.Detail = describe(src) + ": " + e.Detail
+			}
 		case ctx.Err() != nil:
 			return e, licensehub.Wrap(ctx.Err(), licensehub.ETIMEOUT, "materials assembly interrupted")
 		default:
 			// a signing failure or a bug: the material cannot be had now
 			e.State, e.Detail = StateUpstreamUnavailable, "the certificate could not be issued"
 		}
+		return e, nil
+	}
+	if len(iss.Mismatched) > 0 {
+		// A check, not a query: the mismatch is the answer, and the
+		// certificate that attests it is no material to use.
+		givens := make([]string, len(iss.Mismatched))
+		for i, p := range iss.Mismatched {
+			givens[i] = p
+			if src, ok := mat.Params[p]; ok {
+				givens[i] += " (" + describe(src) + ")"
+			}
+		}
+		e.State = StateMismatch
+		e.Detail = "the " + iss.Certificate.Source.System + " record does not match the given " + strings.Join(givens, ", ")
 		return e, nil
 	}
 	c := iss.Certificate
@@ -316,4 +326,13 @@ func retryAfter(err error) int {
 		return int(v)
 	}
 	return 0
+}
+
+// fieldOf returns the field an error names, or "".
+func fieldOf(err error) string {
+	var e *licensehub.Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }
