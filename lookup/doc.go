@@ -49,5 +49,10 @@
 //   - Certificate parameters come from the applicant (holder code, holder
 //     name), from a fixed value in matters.yaml ("=2025"), or from an input
 //     the approval system gives ("input:legal_representative_id"); a
-//     certificate whose input is missing is reported as needs_input.
+//     certificate whose input is missing, or refused by the kind's
+//     parameter checks, is reported as needs_input. A verifying
+//     certificate (identity: does the record match the given name?) whose
+//     record does not match is reported as mismatch and listed as
+//     missing: the certificate attests the mismatch only, so it is
+//     neither shown nor recorded as a use.
 package lookup
