@@ -222,6 +222,7 @@ func TestCheck(t *testing.T) {
 		{"name of 65 characters", person, map[string]string{"id_number": id, "name": strings.Repeat("张", 65)}, "params.name", nil},
 		{"name of 10 KB", person, map[string]string{"id_number": id, "name": strings.Repeat("x", 10240)}, "params.name", nil},
 		{"invalid UTF-8", person, map[string]string{"id_number": id, "name": "\xff\xfe\xc3\x28"}, "params.name", nil},
+		{"replacement characters", person, map[string]string{"id_number": id, "name": "\ufffd\ufffd\ufffd("}, "params.name", nil},
 		{"control character", person, map[string]string{"id_number": id, "name": "张\n三"}, "params.name", nil},
 		{"right-to-left override", person, map[string]string{"id_number": id, "name": "张\u202e三"}, "params.name", nil},
 		{"zero-width space", person, map[string]string{"id_number": id, "name": "张\u200b三"}, "params.name", nil},

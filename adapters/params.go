@@ -87,7 +87,7 @@ func cleanParam(name, v string) (string, error) {
 	for _, r := range v {
 		pos++
 		if what := forbidden(r); what != "" {
-			return "", ParamError(name, "%s has %s (U+%04X) at character %d", name, what, r, pos)
+			return "", ParamError(name, "%s has %s, U+%04X, at character %d", name, what, r, pos)
 		}
 	}
 	return v, nil
@@ -103,6 +103,8 @@ func forbidden(r rune) string {
 		return "a bidirectional control character"
 	case r >= 0x200b && r <= 0x200d || r == 0x2060 || r == 0xfeff:
 		return "a zero-width character"
+	case r == utf8.RuneError:
+		return "a replacement character (text that was not valid UTF-8)"
 	case unicode.Is(unicode.Co, r):
 		return "a private-use character"
 	case unicode.Is(unicode.Cf, r):

@@ -55,6 +55,9 @@ func startHub(t *testing.T, gw lookup.Gateway) (*harness, *license.Library) {
 			t.Fatal(err)
 		}
 		o.Lookups = &Lookups{Service: svc, Consents: consents}
+		if cg, ok := gw.(CertificateGateway); ok {
+			o.Gateway = cg
+		}
 	}
 	return startWith(t, o, nil), lib
 }

@@ -486,7 +486,7 @@ func BenchmarkMaterials(b *testing.B) {
 		HeaderOperatorDepartment: "bench", HeaderOperatorRole: "reviewer", HeaderReason: "benchmark"}
 	person := sim.SamplePeople(1)[0]
 	body := `{"holder_code":"` + benchHolder + `","holder_name":"长沙示范科技有限公司","inputs":{"legal_representative_id_number":"` +
-		person + `","legal_representative_name":"张三"}}`
+		person + `","legal_representative_name":"` + s.PersonName(person) + `"}}` // the identity check must match
 
 	for _, sub := range []struct {
 		name, matter string

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,78 @@ func TestOnceOnlyOverHTTP(t *testing.T) {
 	resp, b = h.call(t, "approval", "GET", "/v1/holders/"+holder+"/licenses?matter="+matter, "", time.Now(), withConsent)
 	if e := decodeError(t, b); resp.StatusCode != 403 || e.Code != licensehub.EFORBIDDEN || e.Details["reason"] != "consent_revoked" {
 		t.Errorf("after revocation: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestMaterialsIdentityCheckOverHTTP: the legal representative's identity
+// material, checked by the real gateway against the simulated
+// public-security system, is found with the real name and a mismatch
+// (listed as missing, without a view) with a wrong one; bad inputs are
+// needs_input without any upstream call.
+func TestMaterialsIdentityCheckOverHTTP(t *testing.T) {
+	gw, s := simGateway(t)
+	h, _ := startHub(t, gw)
+	const holder, matter = "91350100M000100Y43", "330100-000-XK-00123"
+	duty := func(r *http.Request) {
+		r.Header.Set(HeaderOperatorAccount, "zhang3")
+		r.Header.Set(HeaderOperatorName, "张三")
+		r.Header.Set(HeaderOperatorDepartment, "市场监管局")
+		r.Header.Set(HeaderOperatorRole, "窗口受理")
+		r.Header.Set(HeaderReason, "企业设立登记审查")
+	}
+	rep := s.SamplePeople(2)[1]
+	real := s.PersonName(rep)
+	for _, tc := range []struct {
+		name, id, asked string
+		state           string
+		calls           int64
+	}{
+		{"real name", rep, real, "found", 1},
+		{"wrong name", rep, "王不对", "mismatch", 1},
+		{"bad check digit", rep[:17] + map[bool]string{true: "1", false: "0"}[rep[17] == '0'], real, "needs_input", 0},
+		{"right-to-left override", rep, "王\u202e对", "needs_input", 0},
+		{"name of 65 characters", rep, strings.Repeat("王", 65), "needs_input", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.ResetStats()
+			body, _ := json.Marshal(map[string]any{"holder_code": holder, "holder_name": "长沙示范科技有限公司",
+				"inputs": map[string]string{"legal_representative_id_number": tc.id, "legal_representative_name": tc.asked}})
+			resp, b := h.call(t, "approval", "POST", "/v1/matters/"+matter+"/materials", string(body), time.Now(), duty)
+			var res struct {
+				Materials []struct {
+					Name            string `json:"name"`
+					Certificate     string `json:"certificate"`
+					State           string `json:"state"`
+					Detail          string `json:"detail"`
+					CertificateView *struct {
+						Data map[string]any `json:"data"`
+					} `json:"certificate_view"`
+				} `json:"materials"`
+				Missing []string `json:"missing"`
+			}
+			if err := json.Unmarshal(b, &res); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("materials: %d %s", resp.StatusCode, b)
+			}
+			for _, m := range res.Materials {
+				if m.Certificate != "identity" {
+					continue
+				}
+				if m.State != tc.state || slices.Contains(res.Missing, m.Name) != (tc.state != "found") {
+					t.Errorf("identity material %+v, missing %v; want %s", m, res.Missing, tc.state)
+				}
+				if (m.CertificateView != nil) != (tc.state == "found") {
+					t.Errorf("identity material in state %s with view %v", m.State, m.CertificateView)
+				}
+				if tc.state == "found" && m.CertificateView.Data["name_match"] != true {
+					t.Errorf("found without a match: %v", m.CertificateView.Data)
+				}
+			}
+			if tc.asked != real && strings.Contains(string(b), real) {
+				t.Errorf("the answer discloses the real name: %s", b)
+			}
+			if n := s.Requests("/ps/identity"); n != tc.calls {
+				t.Errorf("%d identity calls, want %d", n, tc.calls)
+			}
+		})
 	}
 }

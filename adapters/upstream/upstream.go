@@ -568,7 +568,7 @@ func (c *Client) businessError(ctx context.Context, q Query, env Envelope) *lice
 	if shortCode(env.Code) {
 		d["upstream_code"] = env.Code
 	}
-	c.log.Log(ctx, level, "upstream answered a business error", "upstream", c.cfg.Name, "service", q.ServiceID,
+	c.log.Log(ctx, level, "upstream answered a business error", "service", q.ServiceID,
 		"upstream_code", logging.MaskText(env.Code, 16), "upstream_message", logging.MaskText(env.Message, 200))
 	e := &licensehub.Error{Code: code, Message: msg, Details: d}
 	if code == licensehub.EINVALID {

@@ -146,6 +146,7 @@ func creditCode(first17 string) string {
 func printDemoSteps(w io.Writer, base, keysDir, simURL string, f *demoFiles) {
 	issuer, supervisor, citizen := auth.DemoSecret(demoIssuerApp), auth.DemoSecret("city-supervisor"), auth.DemoSecret("citizen-app")
 	approval, admin := auth.DemoSecret("scjg-approval"), auth.DemoSecret("hub-admin")
+	rep := sim.SamplePeople(1)[0] // the legal representative: a person the simulated public-security system knows
 	fmt.Fprintf(w, `
 Demo: the library holds a business license signed with SM2 for %[2]s
   %[9]s   (document: %[3]s)
@@ -168,7 +169,8 @@ Member systems sign their calls with HMAC-SM3 (configs/members.yaml, demo secret
 
 Certificates from the public-security, social-security and tax systems (simulated at %[13]s), signed by the hub:
   export HUBCTL_APP_ID=scjg-approval HUBCTL_SECRET=%[14]s   # an approval system, for matter 330100-000-XK-00123
-  go run ./cmd/hubctl certify identity id_number=%[15]s name=any --matter 330100-000-XK-00123
+  go run ./cmd/hubctl certify identity id_number=%[15]s name=%[18]s --matter 330100-000-XK-00123
+  go run ./cmd/hubctl certify identity id_number=%[15]s name=王不对 --matter 330100-000-XK-00123   # a check: name_match false, nothing disclosed
   go run ./cmd/hubctl certify tax_payments credit_code=%[16]s from=2026-01 to=2026-06 --matter 330100-000-XK-00123
   HUBCTL_APP_ID=hub-admin HUBCTL_SECRET=%[17]s go run ./cmd/hubctl adapters   # breaker state, error rate, latency
 
@@ -177,7 +179,7 @@ Once-only: the applicant consents, the approval system gets every material of th
   export HUBCTL_APP_ID=scjg-approval HUBCTL_SECRET=%[14]s
   go run ./cmd/hubctl lookup --holder 91350100M000100Y43 --matter 330100-000-XK-00123 --consent TOKEN
   go run ./cmd/hubctl materials --matter 330100-000-XK-00123 --holder 91350100M000100Y43 --name 长沙示范科技有限公司 \
-      --input legal_representative_id_number=%[15]s --input legal_representative_name=张三 --consent TOKEN
+      --input legal_representative_id_number=%[15]s --input legal_representative_name=%[18]s --consent TOKEN
 `, base, demoAuthorityName, f.License, f.Bundle, f.PushRequest, f.PubKey, supervisor, citizen, f.Identifier,
-		demoIssuerApp, issuer, keysDir, simURL, approval, sim.SamplePeople(1)[0], sim.SampleCompanies(1)[0], admin)
+		demoIssuerApp, issuer, keysDir, simURL, approval, rep, sim.SampleCompanies(1)[0], admin, sim.PersonName(rep))
 }
