@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/adapters/upstream"
@@ -217,6 +220,7 @@ func TestCheck(t *testing.T) {
 		{"trimmed and NFC", person, map[string]string{"id_number": id, "name": " 张三é "}, "", url.Values{"id_number": {id}, "name": {"张三é"}}},
 		{"minority name with a middle dot", person, map[string]string{"id_number": id, "name": "阿依古丽·买买提"}, "", url.Values{"id_number": {id}, "name": {"阿依古丽·买买提"}}},
 		{"unknown parameter", person, map[string]string{"id_number": id, "name": "张三", "age": "3"}, "params.age", nil},
+		{"unknown parameter with a hostile name", person, map[string]string{"id_number": id, "name": "张三", "a\u202eb" + strings.Repeat("x", 100): "1"}, "params", nil},
 		{"missing parameter", person, map[string]string{"id_number": id}, "params.name", nil},
 		{"blank parameter", person, map[string]string{"id_number": id, "name": " \t"}, "params.name", nil},
 		{"name of 65 characters", person, map[string]string{"id_number": id, "name": strings.Repeat("张", 65)}, "params.name", nil},
@@ -290,4 +294,34 @@ func TestVerifies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCheck: whatever the parameters, Check refuses them naming a params
+// field, or returns values that pass it again unchanged: valid UTF-8, NFC,
+// trimmed, at most MaxParamLen characters, nothing forbidden.
+func FuzzCheck(f *testing.F) {
+	k := Kind{Name: "p", Upstream: "ps", ServiceID: "s.p", Path: "/s/p", Params: []string{"id_number", "name"}, Mapping: Mapping{"a": "a"}}
+	f.Add(id, "张三")
+	f.Add(id, " 张三e\u0301 ")
+	f.Add(id, "\xff\xfe\xc3\x28")
+	f.Add(id[:17]+"1", "张\u202e三")
+	f.Fuzz(func(t *testing.T, idNumber, name string) {
+		q, err := k.Check(map[string]string{"id_number": idNumber, "name": name}, time.Now())
+		if err != nil {
+			var e *licensehub.Error
+			if !errors.As(err, &e) || e.Code != licensehub.EINVALID || !strings.HasPrefix(e.Field, "params.") {
+				t.Fatalf("refusal %v", err)
+			}
+			return
+		}
+		v := q.Get("name")
+		if !utf8.ValidString(v) || !norm.NFC.IsNormalString(v) || strings.TrimSpace(v) != v || utf8.RuneCountInString(v) > MaxParamLen ||
+			strings.IndexFunc(v, func(r rune) bool { return forbidden(r) != "" }) >= 0 {
+			t.Fatalf("accepted %q", v)
+		}
+		again, err := k.Check(map[string]string{"id_number": q.Get("id_number"), "name": v}, time.Now())
+		if err != nil || !reflect.DeepEqual(again, q) {
+			t.Fatalf("checked values %v do not pass again: %v %v", q, again, err)
+		}
+	})
 }

@@ -36,7 +36,12 @@ func (k Kind) Check(params map[string]string, now time.Time) (url.Values, error)
 	slices.Sort(names)
 	for _, name := range names {
 		if !slices.Contains(k.Params, name) {
-			return nil, ParamError(name, "%s takes the parameters %s, not %s", k.Name, strings.Join(k.Params, ", "), printable(name))
+			field := "params"
+			if plainName(name) {
+				field += "." + name
+			}
+			return nil, licensehub.FieldError(licensehub.EINVALID, field, "%s takes the parameters %s, not %s",
+				k.Name, strings.Join(k.Params, ", "), printable(name))
 		}
 	}
 	q := url.Values{}
@@ -122,3 +127,7 @@ func printable(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// plainName reports whether a caller's parameter name can name the field
+// of its refusal as it is: 1 to 64 ASCII letters, digits, '_' or '-'.
+func plainName(s string) bool { return len(s) <= 64 && validName(s) }

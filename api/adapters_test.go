@@ -88,8 +88,9 @@ func TestCertificatesOverHTTP(t *testing.T) {
 
 // simGateway is a real gateway of every certificate kind whose upstreams
 // are the simulator (served on loopback), signing with a hub key.
-func simGateway(t *testing.T) (*adapters.Gateway, *sim.Server) {
+func simGateway(t *testing.T) (*adapters.Gateway, *sim.Server, time.Time) {
 	t.Helper()
+	now := time.Now()
 	s, ps := simtest.Start(t, sim.Config{Seed: 11}, publicsecurity.Upstream, nil)
 	base := ps.Status().BaseURL
 	gw, err := adapters.NewGateway(adapters.GatewayConfig{
@@ -98,22 +99,22 @@ func simGateway(t *testing.T) (*adapters.Gateway, *sim.Server) {
 			tax.Upstream:            simtest.Client(t, s, base, tax.Upstream, nil)},
 		Kinds:   slices.Concat(publicsecurity.Kinds(), socialsecurity.Kinds(), tax.Kinds()),
 		Signers: testkeys.Current(t, hubAuthority), Authority: adapters.Party{Name: "证照通", Code: hubAuthority},
-		Validity: 72 * time.Hour})
+		Validity: 72 * time.Hour, Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gw, s
+	return gw, s, now
 }
 
 // TestCertificateChecksOverHTTP: every kind's bad parameters are answered
 // 400 INVALID_ARGUMENT naming params.NAME, and the simulated upstreams see
 // no call; an identity check with a wrong name discloses nothing.
 func TestCertificateChecksOverHTTP(t *testing.T) {
-	gw, s := simGateway(t)
+	gw, s, now := simGateway(t)
 	h, _ := startHub(t, gw)
 	matter := func(r *http.Request) { r.Header.Set(HeaderMatter, "330100-000-XK-00123") }
 	person, company := s.SamplePeople(1)[0], s.SampleCompanies(1)[0]
-	for i, tc := range simtest.BadParams(person, company, time.Now()) {
+	for i, tc := range simtest.BadParams(person, company, now) {
 		valid := true
 		for _, v := range tc.Params {
 			valid = valid && utf8.ValidString(v)

@@ -137,7 +137,7 @@ func TestOnceOnlyOverHTTP(t *testing.T) {
 // (listed as missing, without a view) with a wrong one; bad inputs are
 // needs_input without any upstream call.
 func TestMaterialsIdentityCheckOverHTTP(t *testing.T) {
-	gw, s := simGateway(t)
+	gw, s, _ := simGateway(t)
 	h, _ := startHub(t, gw)
 	const holder, matter = "91350100M000100Y43", "330100-000-XK-00123"
 	duty := func(r *http.Request) {

@@ -51,6 +51,7 @@ func BadParams(person, company string, now time.Time) []BadParam {
 		{"identity", p("id_number", wrongID, "name", "张三"), "params.id_number"},
 		{"identity", p("id_number", strings.ToLower(person[:17])+"x", "name", "张三"), "params.id_number"},
 		{"identity", p("id_number", person, "name", "张三", "age", "3"), "params.age"},
+		{"identity", p("id_number", person, "name", "张三", "a\u202eb", "3"), "params"},
 		{"identity", p("id_number", person, "name", strings.Repeat("张", 65)), "params.name"},
 		{"identity", p("id_number", person, "name", strings.Repeat("a", 10240)), "params.name"},
 		{"identity", p("id_number", person, "name", "\xff\xfe\xc3\x28"), "params.name"},
