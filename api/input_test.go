@@ -223,6 +223,7 @@ func TestHostileInputOverHTTP(t *testing.T) {
 		{"consent matter twice", "citizen", "POST", "/v1/consents", strings.Replace(consent(func(map[string]any) {}), `"matter"`, `"matter":"x","matter"`, 1),
 			nil, 400, licensehub.EMALFORMED, "matter", "twice"},
 		{"consent without content type", "citizen", "POST", "/v1/consents", consent(func(map[string]any) {}), withType(""), 415, licensehub.EMEDIATYPE, "Content-Type", ""},
+		{"lookup without matter", "approval", "GET", "/v1/holders/" + holder + "/licenses", "", nil, 400, licensehub.EINVALID, "matter", "matter"},
 		{"revoke without holder", "citizen", "DELETE", "/v1/consents/" + created.ID, "", nil, 400, licensehub.EINVALID, "holder", "required"},
 
 		// materials

@@ -469,6 +469,8 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 				LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
 				results[i].Status, results[i].Error = "down", pingError(err)
+				// The cause (a directory, an address) is for the operators.
+				s.log.WarnContext(c.UserContext(), "backend not ready", "backend", b.Name, "kind", b.Kind, "error", err.Error())
 			}
 		}()
 	}
@@ -485,11 +487,13 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready", "backends": results})
 }
 
+// pingError is what /readyz (a public route) says of a backend's failure:
+// the hub's message, without the cause it wraps.
 func pingError(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "no answer within server.ready_timeout"
 	}
-	return err.Error()
+	return licensehub.Message(err)
 }
 
 // httpMetrics are the request metrics, labelled by route pattern (never the
