@@ -166,6 +166,12 @@ func decodeJSON(body []byte, v any) error {
 	if err := dec.Decode(&tree); err != nil { // checkJSON passed: cannot happen
 		return licensehub.Wrap(err, licensehub.EMALFORMED, "not valid JSON")
 	}
+	if !holdsRaw(rt.Elem()) {
+		// The tree is checked and stored in one walk.
+		return setValue(rt.Elem(), reflect.ValueOf(v).Elem(), tree, "", 0, 0)
+	}
+	// A json.RawMessage keeps its bytes, which the tree has lost: check
+	// the tree, then let encoding/json store the body.
 	if err := checkValue(rt.Elem(), tree, "", 0, 0); err != nil {
 		return err
 	}
@@ -206,6 +212,7 @@ type structInfo struct {
 var structInfos sync.Map // reflect.Type → *structInfo
 
 var (
+	anyMapType     = reflect.TypeFor[map[string]any]()
 	rawMessageType = reflect.TypeFor[json.RawMessage]()
 	timeType       = reflect.TypeFor[time.Time]()
 )
@@ -239,6 +246,39 @@ func infoOf(t reflect.Type) *structInfo {
 	}
 	actual, _ := structInfos.LoadOrStore(t, si)
 	return actual.(*structInfo)
+}
+
+var rawHolders sync.Map // reflect.Type → bool
+
+// holdsRaw reports whether t has a json.RawMessage anywhere inside.
+func holdsRaw(t reflect.Type) bool {
+	if v, ok := rawHolders.Load(t); ok {
+		return v.(bool)
+	}
+	var walk func(t reflect.Type, seen map[reflect.Type]bool) bool
+	walk = func(t reflect.Type, seen map[reflect.Type]bool) bool {
+		if t == rawMessageType {
+			return true
+		}
+		if seen[t] {
+			return false
+		}
+		seen[t] = true
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			return walk(t.Elem(), seen)
+		case reflect.Struct:
+			for i := 0; i < t.NumField(); i++ {
+				if walk(t.Field(i).Type, seen) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	raw := walk(t, map[reflect.Type]bool{})
+	rawHolders.Store(t, raw)
+	return raw
 }
 
 var limitsChecked sync.Map // reflect.Type → error (nil when fine)
@@ -304,24 +344,53 @@ func checkLimits(t reflect.Type, path string, maxLen int) error {
 // JSON path path: members, types and lengths. maxLen is the limit of the
 // enclosing field; depth counts levels inside a free-form (any) value.
 func checkValue(t reflect.Type, v any, path string, maxLen, depth int) error {
+	return setValue(t, reflect.Value{}, v, path, maxLen, depth)
+}
+
+// setValue is checkValue that also stores v in dst (of type t, settable
+// and zero) the way encoding/json with UseNumber would; an invalid dst
+// only checks.
+func setValue(t reflect.Type, dst reflect.Value, v any, path string, maxLen, depth int) error {
 	if v == nil {
 		return nil // null leaves the field at its zero value
 	}
+	set := dst.IsValid()
 	if t == rawMessageType {
+		if set { // its bytes are what counts: decodeJSON decodes such types with encoding/json
+			return licensehub.Errorf(licensehub.EINTERNAL, "%s: setValue cannot keep the bytes of a json.RawMessage", path)
+		}
 		return nil
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return checkValue(t.Elem(), v, path, maxLen, depth)
+		if !set {
+			return setValue(t.Elem(), dst, v, path, maxLen, depth)
+		}
+		p := reflect.New(t.Elem())
+		if err := setValue(t.Elem(), p.Elem(), v, path, maxLen, depth); err != nil {
+			return err
+		}
+		dst.Set(p)
+		return nil
 	case reflect.String:
 		s, ok := v.(string)
 		if !ok {
 			return typeError(path, "a text string", v)
 		}
-		return checkLength(path, s, maxLen)
+		if err := checkLength(path, s, maxLen); err != nil {
+			return err
+		}
+		if set {
+			dst.SetString(s)
+		}
+		return nil
 	case reflect.Bool:
-		if _, ok := v.(bool); !ok {
+		b, ok := v.(bool)
+		if !ok {
 			return typeError(path, "true or false", v)
+		}
+		if set {
+			dst.SetBool(b)
 		}
 		return nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -329,9 +398,13 @@ func checkValue(t reflect.Type, v any, path string, maxLen, depth int) error {
 		if !ok {
 			return typeError(path, "a whole number", v)
 		}
-		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
+		i, err := strconv.ParseInt(string(n), 10, t.Bits())
+		if err != nil {
 			return licensehub.FieldError(licensehub.EMALFORMED, fieldOrBody(path), "must be a whole number within ±%d, got %s",
 				int64(1)<<(t.Bits()-1)-1, clipText(string(n), 32))
+		}
+		if set {
+			dst.SetInt(i)
 		}
 		return nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -339,14 +412,26 @@ func checkValue(t reflect.Type, v any, path string, maxLen, depth int) error {
 		if !ok {
 			return typeError(path, "a whole number", v)
 		}
-		if _, err := strconv.ParseUint(string(n), 10, t.Bits()); err != nil {
+		u, err := strconv.ParseUint(string(n), 10, t.Bits())
+		if err != nil {
 			return licensehub.FieldError(licensehub.EMALFORMED, fieldOrBody(path), "must be a whole number from 0 to %d, got %s",
 				uint64(1)<<t.Bits()-1, clipText(string(n), 32))
 		}
+		if set {
+			dst.SetUint(u)
+		}
 		return nil
 	case reflect.Float32, reflect.Float64:
-		if _, ok := v.(json.Number); !ok {
+		n, ok := v.(json.Number)
+		if !ok {
 			return typeError(path, "a number", v)
+		}
+		f, err := strconv.ParseFloat(string(n), t.Bits())
+		if err != nil {
+			return licensehub.FieldError(licensehub.EMALFORMED, fieldOrBody(path), "is a number out of range")
+		}
+		if set {
+			dst.SetFloat(f)
 		}
 		return nil
 	case reflect.Slice:
@@ -355,9 +440,13 @@ func checkValue(t reflect.Type, v any, path string, maxLen, depth int) error {
 			if !ok {
 				return typeError(path, "base64 text", v)
 			}
-			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
 				return licensehub.FieldError(licensehub.EMALFORMED, fieldOrBody(path),
 					"is not valid base64 (standard alphabet with = padding, RFC 4648 section 4)")
+			}
+			if set {
+				dst.SetBytes(b)
 			}
 			return nil
 		}
@@ -365,10 +454,21 @@ func checkValue(t reflect.Type, v any, path string, maxLen, depth int) error {
 		if !ok {
 			return typeError(path, "a list", v)
 		}
+		var out reflect.Value
+		if set {
+			out = reflect.MakeSlice(t, len(list), len(list))
+		}
 		for i, e := range list {
-			if err := checkValue(t.Elem(), e, path+"["+strconv.Itoa(i)+"]", maxLen, depth); err != nil {
+			var d reflect.Value
+			if set {
+				d = out.Index(i)
+			}
+			if err := setValue(t.Elem(), d, e, path+"["+strconv.Itoa(i)+"]", maxLen, depth); err != nil {
 				return err
 			}
+		}
+		if set {
+			dst.Set(out)
 		}
 		return nil
 	case reflect.Map:
@@ -376,36 +476,68 @@ func checkValue(t reflect.Type, v any, path string, maxLen, depth int) error {
 		if !ok {
 			return typeError(path, "an object", v)
 		}
-		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			p := jcs.MemberPath(path, k)
-			if n := utf8.RuneCountInString(k); n > maxKeyChars {
-				return &licensehub.Error{Code: licensehub.EINVALID, Field: clipText(p, 200),
-					Message: fmt.Sprintf("member names are at most %d characters, this one has %d", maxKeyChars, n),
-					Details: map[string]any{"max_chars": maxKeyChars}}
-			}
-			if err := checkValue(t.Elem(), obj[k], p, maxLen, depth); err != nil {
+		if t == anyMapType { // a free-form object (face fields): checked, then taken as is
+			if err := checkMembers(obj, path, func(_ string, e any, p string) error { return checkAny(e, p, maxLen, depth+1) }); err != nil {
 				return err
 			}
+			if set {
+				dst.Set(reflect.ValueOf(obj))
+			}
+			return nil
+		}
+		var out reflect.Value
+		if set {
+			out = reflect.MakeMapWithSize(t, len(obj))
+		}
+		err := checkMembers(obj, path, func(k string, e any, p string) error {
+			if !set {
+				return setValue(t.Elem(), reflect.Value{}, e, p, maxLen, depth)
+			}
+			d := reflect.New(t.Elem()).Elem()
+			if err := setValue(t.Elem(), d, e, p, maxLen, depth); err != nil {
+				return err
+			}
+			out.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), d)
+			return nil
+		})
+		if err == nil && set {
+			dst.Set(out)
+		}
+		return err
+	case reflect.Interface:
+		if err := checkAny(v, path, maxLen, depth+1); err != nil {
+			return err
+		}
+		if set {
+			dst.Set(reflect.ValueOf(v))
 		}
 		return nil
-	case reflect.Interface:
-		return checkAny(v, path, maxLen, depth+1)
 	case reflect.Struct:
 		obj, ok := v.(map[string]any)
 		if !ok {
 			return typeError(path, "an object", v)
 		}
 		si := infoOf(t)
-		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			if _, ok := si.byName[k]; !ok {
-				return licensehub.FieldError(licensehub.EMALFORMED, clipText(jcs.MemberPath(path, k), 200), "unknown field")
+		unknown := ""
+		for k := range obj {
+			if _, ok := si.byName[k]; !ok && (unknown == "" || k < unknown) {
+				unknown = k
 			}
 		}
+		if unknown != "" {
+			return licensehub.FieldError(licensehub.EMALFORMED, clipText(jcs.MemberPath(path, unknown), 200), "unknown field")
+		}
 		for _, f := range si.fields {
-			if e, ok := obj[f.name]; ok {
-				if err := checkValue(t.Field(f.index).Type, e, jcs.MemberPath(path, f.name), f.maxLen, depth); err != nil {
-					return err
-				}
+			e, ok := obj[f.name]
+			if !ok {
+				continue
+			}
+			var d reflect.Value
+			if set {
+				d = dst.Field(f.index)
+			}
+			if err := setValue(t.Field(f.index).Type, d, e, jcs.MemberPath(path, f.name), f.maxLen, depth); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -429,7 +561,33 @@ func checkAny(v any, path string, maxLen, depth int) error {
 			}
 		}
 	case map[string]any:
-		return checkValue(reflect.TypeFor[map[string]any](), x, path, maxLen, depth)
+		return checkMembers(x, path, func(_ string, e any, p string) error { return checkAny(e, p, maxLen, depth+1) })
+	}
+	return nil
+}
+
+// checkMembers runs check on each member of obj (with its JSON path)
+// after holding its name to maxKeyChars. Of several bad members it
+// reports the first in name order, so that an answer does not depend on
+// map order.
+func checkMembers(obj map[string]any, path string, check func(k string, e any, p string) error) error {
+	one := func(k string) error {
+		p := jcs.MemberPath(path, k)
+		if n := utf8.RuneCountInString(k); n > maxKeyChars {
+			return &licensehub.Error{Code: licensehub.EINVALID, Field: clipText(p, 200),
+				Message: fmt.Sprintf("member names are at most %d characters, this one has %d", maxKeyChars, n),
+				Details: map[string]any{"max_chars": maxKeyChars}}
+		}
+		return check(k, obj[k], p)
+	}
+	for k := range obj {
+		if one(k) != nil {
+			for _, k := range slices.Sorted(maps.Keys(obj)) {
+				if err := one(k); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }

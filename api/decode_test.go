@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -15,7 +16,8 @@ import (
 // FuzzDecodeStrict: whatever the bytes, the decoder answers a client error
 // (never a panic, never INTERNAL) naming a field, or a value that is valid
 // UTF-8 throughout, within its limits, and that decodes again the same way
-// once re-encoded (to the same encoding).
+// once re-encoded (to the same encoding), and is what encoding/json
+// makes of it.
 func FuzzDecodeStrict(f *testing.F) {
 	for _, seed := range []string{
 		pushBody, `{"op":"suspend","reason":"检查"}`, `{"op":"suspend","op":"revoke"}`, `{"op":"suspend","OP":"revoke"}`,
@@ -39,6 +41,13 @@ func FuzzDecodeStrict(f *testing.F) {
 				t.Fatalf("%T: accepted invalid UTF-8 %q", v, body)
 			}
 			checkStrings(t, reflect.ValueOf(v), "")
+			// What the decoder stored is what encoding/json stores.
+			ref := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.UseNumber()
+			if err := dec.Decode(ref); err != nil || !reflect.DeepEqual(v, ref) {
+				t.Fatalf("%T: %s decoded as %#v; encoding/json: %#v, %v", v, body, v, ref, err)
+			}
 			again, merr := json.Marshal(v)
 			if merr != nil {
 				t.Fatalf("%T: re-encoding: %v", v, merr)
