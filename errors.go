@@ -18,6 +18,10 @@ const (
 	ECONFLICT        = "ALREADY_EXISTS"           // a create-only write met an existing key
 	EBODYTOOLARGE    = "BODY_TOO_LARGE"           // request body over the configured limit
 	EMETHOD          = "METHOD_NOT_ALLOWED"       // route exists, method does not
+	EMEDIATYPE       = "UNSUPPORTED_MEDIA_TYPE"   // a JSON write without Content-Type application/json
+	EREQUESTTIMEOUT  = "REQUEST_TIMEOUT"          // the client did not send the whole request within server.read_timeout
+	EURITOOLONG      = "URI_TOO_LONG"             // the request target (path and query) is longer than the hub reads
+	EHEADERSTOOLARGE = "HEADERS_TOO_LARGE"        // the request line and headers together exceed the hub's read buffer
 	EUNAVAILABLE     = "BACKEND_UNAVAILABLE"      // MinIO, Redis or the filesystem failed
 	EOBJECTSTORE     = "OBJECT_STORE_UNAVAILABLE" // the system of record cannot be read or written: nothing was changed
 	EUPSTREAM        = "UPSTREAM_UNAVAILABLE"     // a public-security/social/tax system failed

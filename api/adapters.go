@@ -47,14 +47,18 @@ func (s *Server) adapterStatus(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"upstreams": nonNil(s.gateway.Statuses()), "kinds": kinds})
 }
 
+// certifyBody is POST /v1/certificates/{kind}: the kind's parameters
+// (each value at most 200 characters, each name at most maxKeyChars).
+type certifyBody struct {
+	Params map[string]string `json:"params" maxlen:"200"`
+}
+
 // certify: POST /v1/certificates/{kind} {"params": {"id_number": "…", "name": "…"}}
 // answers a certificate signed by the hub, derived from the upstream's
 // answer. Approval systems call it for a service matter (X-Hub-Matter).
 func (s *Server) certify(c *fiber.Ctx) error {
-	var body struct {
-		Params map[string]string `json:"params"`
-	}
-	if err := decodeStrict(c.Body(), &body); err != nil {
+	var body certifyBody
+	if err := decodeBody(c, &body); err != nil {
 		return err
 	}
 	if _, err := authorize(c, auth.OpLicenseLookup, auth.Resource{Matter: headerText(c, HeaderMatter)}); err != nil {

@@ -156,11 +156,7 @@ func queryTime(c *fiber.Ctx, name string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, licensehub.FieldError(licensehub.EINVALID, name, "%q is not an RFC 3339 time like 2026-11-26T08:00:00+08:00", v)
-	}
-	return t, nil
+	return parseDateTime(name, v)
 }
 
 func queryLimit(c *fiber.Ctx) (int, error) {

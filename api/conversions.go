@@ -208,7 +208,8 @@ func (s *Server) upload(c *fiber.Ctx) (*runner.Job, error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, licensehub.Wrap(err, licensehub.ETIMEOUT,
-				"the upload made no progress for %s (server.read_timeout) or took longer than server.write_timeout to finish; nothing was kept", idle)
+				"the upload made no progress for %s (server.read_timeout) or took longer than server.write_timeout to finish; nothing was kept",
+				licensehub.HumanDuration(idle))
 		}
 		return nil, err
 	}

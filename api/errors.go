@@ -21,6 +21,10 @@ var statusOf = map[string]int{
 	licensehub.EMETHOD:             http.StatusMethodNotAllowed,
 	licensehub.ECONFLICT:           http.StatusConflict,
 	licensehub.EBODYTOOLARGE:       http.StatusRequestEntityTooLarge,
+	licensehub.EMEDIATYPE:          http.StatusUnsupportedMediaType,
+	licensehub.EREQUESTTIMEOUT:     http.StatusRequestTimeout,
+	licensehub.EURITOOLONG:         http.StatusRequestURITooLong,
+	licensehub.EHEADERSTOOLARGE:    http.StatusRequestHeaderFieldsTooLarge,
 	licensehub.EUNAUTHENTICATED:    http.StatusUnauthorized,
 	licensehub.EFORBIDDEN:          http.StatusForbidden,
 	licensehub.EAUTHMISSING:        http.StatusUnauthorized,
@@ -61,12 +65,14 @@ type ErrorBody struct {
 // fiberCodes translates the errors Fiber itself raises (routing, body
 // limit, malformed requests) into the hub's codes.
 var fiberCodes = map[int]string{
-	fiber.StatusNotFound:              licensehub.ENOTFOUND,
-	fiber.StatusMethodNotAllowed:      licensehub.EMETHOD,
-	fiber.StatusRequestEntityTooLarge: licensehub.EBODYTOOLARGE,
-	fiber.StatusRequestTimeout:        licensehub.ETIMEOUT,
-	fiber.StatusUnsupportedMediaType:  licensehub.EMALFORMED,
-	fiber.StatusBadRequest:            licensehub.EMALFORMED,
+	fiber.StatusNotFound:                    licensehub.ENOTFOUND,
+	fiber.StatusMethodNotAllowed:            licensehub.EMETHOD,
+	fiber.StatusRequestEntityTooLarge:       licensehub.EBODYTOOLARGE,
+	fiber.StatusRequestTimeout:              licensehub.EREQUESTTIMEOUT,
+	fiber.StatusUnsupportedMediaType:        licensehub.EMEDIATYPE,
+	fiber.StatusRequestURITooLong:           licensehub.EURITOOLONG,
+	fiber.StatusRequestHeaderFieldsTooLarge: licensehub.EHEADERSTOOLARGE,
+	fiber.StatusBadRequest:                  licensehub.EMALFORMED,
 }
 
 // toError turns any error a handler returns into a *licensehub.Error.

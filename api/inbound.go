@@ -29,6 +29,11 @@ func (s *Server) mountInbound(in InboundReceiver) {
 	s.app.Post("/v1/exchange/inbound", func(c *fiber.Ctx) error { return s.receiveInbound(c, in) })
 }
 
+// inboundBatch is a batch of envelopes, each checked by the exchange.
+type inboundBatch struct {
+	Envelopes []json.RawMessage `json:"envelopes"`
+}
+
 // receiveInbound takes one envelope (answered with its result, or its
 // error: SIGNATURE_INVALID and the like, nothing stored) or
 // {"envelopes":[...]} (up to exchange.MaxBatch; 200 with one result per
@@ -37,18 +42,19 @@ func (s *Server) receiveInbound(c *fiber.Ctx, in InboundReceiver) error {
 	if _, err := authorize(c, auth.OpExchangeInbound, auth.Resource{}); err != nil {
 		return err
 	}
-	raw := c.Body()
-	var batch struct {
-		Envelopes []json.RawMessage `json:"envelopes"`
+	rec := audit.Record{Operation: auth.OpExchangeInbound}
+	raw, err := jsonBody(c)
+	if err != nil {
+		return s.record(c, rec, "", err)
 	}
+	var batch inboundBatch
 	isBatch := false
-	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && trimmed[0] == '{' {
+	if trimmed := bytes.TrimSpace(raw); trimmed[0] == '{' {
 		var probe map[string]json.RawMessage
 		if json.Unmarshal(trimmed, &probe) == nil {
 			_, isBatch = probe["envelopes"]
 		}
 	}
-	rec := audit.Record{Operation: auth.OpExchangeInbound}
 	if !isBatch {
 		res, err := in.Receive(c.UserContext(), raw)
 		if res.License != "" {
@@ -59,7 +65,7 @@ func (s *Server) receiveInbound(c *fiber.Ctx, in InboundReceiver) error {
 		}
 		return c.JSON(fiber.Map{"results": []exchange.Result{res}})
 	}
-	if err := decodeStrict(raw, &batch); err != nil {
+	if err := decodeJSON(raw, &batch); err != nil {
 		return s.record(c, rec, "", err)
 	}
 	if len(batch.Envelopes) == 0 || len(batch.Envelopes) > exchange.MaxBatch {

@@ -1,12 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -60,35 +56,10 @@ func (s *Server) mountLicenses() {
 	s.app.Post("/v1/licenses/:id/versions", s.newVersion)
 }
 
-// decodeStrict parses a JSON body into v: unknown fields, trailing data and
-// wrong types are 400s naming the field.
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			return licensehub.FieldError(licensehub.EMALFORMED, te.Field, "must be a JSON %s", te.Type.Kind())
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return licensehub.FieldError(licensehub.EMALFORMED, field, "unknown field")
-		case errors.Is(err, io.EOF):
-			return licensehub.FieldError(licensehub.EMALFORMED, "body", "the request body is empty")
-		}
-		return licensehub.FieldError(licensehub.EMALFORMED, "body", "not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return licensehub.FieldError(licensehub.EMALFORMED, "body", "data after the JSON document")
-	}
-	return nil
-}
-
 // pushLicense: an issuing department pushes a newly issued license.
 func (s *Server) pushLicense(c *fiber.Ctx) error {
 	var req license.PushRequest
-	if err := decodeStrict(c.Body(), &req); err != nil {
+	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
 	res := auth.Resource{LicenseType: req.TypeCode, Authority: req.Issuer.Code}
@@ -173,17 +144,20 @@ func (s *Server) licenseVersions(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"identifier": id, "versions": nonNil(versions)})
 }
 
+// statusBody is POST /v1/licenses/{id}/status.
+type statusBody struct {
+	Op     string `json:"op" maxlen:"16"`
+	Reason string `json:"reason" maxlen:"500"`
+}
+
 // changeStatus: suspend, restore, cancel, withdraw, revoke or expire.
 func (s *Server) changeStatus(c *fiber.Ctx) error {
 	id, m, err := authorizeLicense(c, auth.OpLicenseChange)
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Op     string `json:"op"`
-		Reason string `json:"reason"`
-	}
-	if err := decodeStrict(c.Body(), &body); err != nil {
+	var body statusBody
+	if err := decodeBody(c, &body); err != nil {
 		return err
 	}
 	change, err := s.library.ChangeStatus(c.UserContext(), id, body.Op, body.Reason, m.AppID())
@@ -201,7 +175,7 @@ func (s *Server) newVersion(c *fiber.Ctx) error {
 		return err
 	}
 	var req license.VersionRequest
-	if err := decodeStrict(c.Body(), &req); err != nil {
+	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
 	req.App, req.IdempotencyKey = m.AppID(), c.Get(HeaderIdempotencyKey)

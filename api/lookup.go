@@ -49,13 +49,15 @@ func authorization(c *fiber.Ctx) lookup.Authorization {
 	return a
 }
 
+// consentBody is POST /v1/consents; from and until are date-times like
+// 2026-12-07T09:30:00+08:00 (from: default now).
 type consentBody struct {
-	HolderCode     string    `json:"holder_code"`
-	HolderCodeType string    `json:"holder_code_type"`
-	Matter         string    `json:"matter"`
-	App            string    `json:"app,omitempty"`
-	From           time.Time `json:"from"`
-	Until          time.Time `json:"until"`
+	HolderCode     string `json:"holder_code" maxlen:"64"`
+	HolderCodeType string `json:"holder_code_type" maxlen:"8"`
+	Matter         string `json:"matter" maxlen:"64"`
+	App            string `json:"app,omitempty" maxlen:"64"`
+	From           string `json:"from,omitempty" maxlen:"40"`
+	Until          string `json:"until" maxlen:"40"`
 }
 
 // createConsent: a citizen-facing app records the applicant's consent and
@@ -66,11 +68,25 @@ func (s *Server) createConsent(c *fiber.Ctx) error {
 		return err
 	}
 	var b consentBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := decodeBody(c, &b); err != nil {
 		return err
 	}
+	var from, until time.Time
+	if b.From != "" {
+		if from, err = parseDateTime("from", b.From); err != nil {
+			return err
+		}
+	}
+	if b.Until != "" { // empty: Create says it is required
+		if until, err = parseDateTime("until", b.Until); err != nil {
+			return err
+		}
+	}
+	if _, known := s.auth.Registry().Member(b.App); b.App != "" && !known {
+		return licensehub.FieldError(licensehub.EINVALID, "app", "no member system with app ID %q", b.App)
+	}
 	consent, err := s.lookups.Consents.Create(c.UserContext(), lookup.ConsentRequest{HolderCode: b.HolderCode,
-		HolderCodeType: b.HolderCodeType, Matter: b.Matter, App: b.App, From: b.From, Until: b.Until, CreatedBy: m.AppID()})
+		HolderCodeType: b.HolderCodeType, Matter: b.Matter, App: b.App, From: from, Until: until, CreatedBy: m.AppID()})
 	if err := s.record(c, audit.Record{Operation: auth.OpConsentCreate, Matter: b.Matter}, b.HolderCode, err); err != nil {
 		return err
 	}
@@ -98,6 +114,10 @@ func (s *Server) revokeConsent(c *fiber.Ctx) error {
 		return err
 	}
 	holder := c.Query("holder")
+	if holder == "" {
+		return licensehub.FieldError(licensehub.EINVALID, "holder",
+			"required: the query parameter holder (the consent's holder code) confirms whose consent is revoked")
+	}
 	err := s.lookups.Consents.Revoke(c.UserContext(), c.Params("id"), holder)
 	if err := s.record(c, audit.Record{Operation: auth.OpConsentRevoke}, holder, err); err != nil {
 		return err
@@ -147,10 +167,11 @@ func (s *Server) lookupOne(c *fiber.Ctx, id, matter string) error {
 	return c.JSON(res)
 }
 
+// materialsBody is POST /v1/matters/{code}/materials.
 type materialsBody struct {
-	HolderCode string            `json:"holder_code"`
-	HolderName string            `json:"holder_name"`
-	Inputs     map[string]string `json:"inputs,omitempty"`
+	HolderCode string            `json:"holder_code" maxlen:"64"`
+	HolderName string            `json:"holder_name" maxlen:"200"`
+	Inputs     map[string]string `json:"inputs,omitempty" maxlen:"200"`
 }
 
 // materials: POST /v1/matters/{code}/materials gathers every material the
@@ -161,7 +182,7 @@ func (s *Server) materials(c *fiber.Ctx) error {
 		return err
 	}
 	var b materialsBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := decodeBody(c, &b); err != nil {
 		return err
 	}
 	matter := c.Params("code")

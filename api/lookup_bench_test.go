@@ -197,6 +197,9 @@ func benchRequest(method, url, app, body string, hdr map[string]string) (*http.R
 	if err != nil {
 		return nil, err
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if app != "" {
 		if err := client.SignRequest(req, []byte(body), client.Credentials{AppID: app, Secret: secretOf(app)}, time.Now()); err != nil {
 			return nil, err

@@ -98,6 +98,9 @@ func (h *harness) call(t *testing.T, app, method, path string, body string, at t
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json") // as client.Client sends a body
+	}
 	if app != "" {
 		if err := client.SignRequest(req, []byte(body), client.Credentials{AppID: app, Secret: secretOf(app)}, at); err != nil {
 			t.Fatal(err)

@@ -11,8 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/auth"
@@ -90,6 +93,7 @@ type Server struct {
 	gateway     CertificateGateway
 	lookups     *Lookups
 	conversions *Conversions
+	received    sync.Map // *fasthttp.RequestHeader → requestLine, see headerReceived
 }
 
 const headerRequestID = "X-Request-Id"
@@ -127,7 +131,15 @@ func New(o Options) *Server {
 		// so the client always reads a 413 instead of a reset connection.
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
+		// The request line and headers are read into this buffer: room
+		// for a request target of maxRequestTarget and generous headers.
+		ReadBufferSize: readBufferSize,
 	})
+	// A request fasthttp gives up on before any handler (a body that
+	// stalls within its first 8 KiB, headers too large) reaches
+	// serverError with the request already reset; this keeps its method
+	// and path for the log.
+	s.app.Server().HeaderReceived = s.headerReceived
 	s.app.Use(s.observe, s.limitBody)
 	metrics := adaptor.HTTPHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
 
@@ -191,6 +203,27 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
 
+const (
+	// readBufferSize bounds the request line and headers together
+	// (431 HEADERS_TOO_LARGE beyond it).
+	readBufferSize = 16 << 10
+	// maxRequestTarget bounds the request target, path and query
+	// (414 URI_TOO_LONG beyond it).
+	maxRequestTarget = 8 << 10
+)
+
+// requestLine is what headerReceived keeps of a request.
+type requestLine struct{ method, path string }
+
+// headerReceived runs once a request's headers are read, before its body
+// is: it notes the method and path for serverError (see New). observe
+// forgets them when the request reaches the handlers.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	path, _, _ := strings.Cut(string(h.RequestURI()), "?")
+	s.received.Store(h, requestLine{method: string(h.Method()), path: path})
+	return fasthttp.RequestConfig{}
+}
+
 // observe is the outermost middleware: request ID, panic recovery, error
 // rendering, metrics and the access log for every request.
 func (s *Server) observe(c *fiber.Ctx) (err error) {
@@ -213,7 +246,21 @@ func (s *Server) observe(c *fiber.Ctx) (err error) {
 		}
 		s.finish(c, ctx, start, routeOf(c))
 	}()
+	s.received.Delete(&c.Request().Header)
+	if n := len(c.Request().Header.RequestURI()); n > maxRequestTarget {
+		c.Response().SetConnectionClose()
+		return uriTooLong(n)
+	}
 	return c.Next()
+}
+
+func uriTooLong(n int) error {
+	d := map[string]any{"max_bytes": maxRequestTarget}
+	if n > 0 {
+		d["got_bytes"] = n
+	}
+	return &licensehub.Error{Code: licensehub.EURITOOLONG, Details: d,
+		Message: fmt.Sprintf("the request target (path and query) is longer than %d bytes", maxRequestTarget)}
 }
 
 // maxDrain bounds how much of an oversized body is read and discarded so
@@ -231,21 +278,48 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 	stream := req.BodyStream()
 	cl := int64(req.Header.ContentLength())
 	switch {
-	case stream == nil || cl >= 0 && cl <= limit:
+	case stream == nil:
 		return c.Next()
 	case cl > limit:
 		return tooLarge(c, stream)
 	}
-	// Chunked: read up to the limit, and one byte more to know.
-	body, err := io.ReadAll(io.LimitReader(stream, limit+1))
+	// The body is read here, whole, before any handler: fasthttp has read
+	// at most its first 8 KiB, and reading the rest later (c.Body) would
+	// turn a read error into the body's text. Chunked: up to the limit,
+	// and one byte more to know.
+	var body []byte
+	var err error
+	if cl >= 0 {
+		body = make([]byte, cl)
+		_, err = io.ReadFull(stream, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(stream, limit+1))
+	}
 	if err != nil {
-		return licensehub.Wrap(err, licensehub.EMALFORMED, "reading the request body failed")
+		c.Response().SetConnectionClose()
+		return s.readFailed(err)
 	}
 	if int64(len(body)) > limit {
 		return tooLarge(c, stream)
 	}
 	req.SetBody(body)
 	return c.Next()
+}
+
+// readFailed is the error of a request body that could not be read.
+func (s *Server) readFailed(err error) error {
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() || errors.Is(err, fasthttp.ErrTimeout) {
+		return s.requestTimeout(err)
+	}
+	return licensehub.Wrap(err, licensehub.EMALFORMED, "the request body could not be read to its end")
+}
+
+// requestTimeout: the client stalled.
+func (s *Server) requestTimeout(err error) error {
+	return &licensehub.Error{Code: licensehub.EREQUESTTIMEOUT, Err: err,
+		Message: fmt.Sprintf("the request did not arrive whole within %s (server.read_timeout); send it again",
+			licensehub.HumanDuration(s.cfg.ReadTimeout.D()))}
 }
 
 func tooLarge(c *fiber.Ctx, rest io.Reader) error {
@@ -259,13 +333,34 @@ func tooLarge(c *fiber.Ctx, rest io.Reader) error {
 }
 
 // serverError is Fiber's error handler. Requests reach it directly only when
-// fasthttp rejects them before routing (e.g. a body over the limit); those
-// get the same treatment as everything else.
+// fasthttp rejects them before routing (a body that stalls or is over the
+// limit, headers that do not fit the read buffer); those get the same
+// treatment as everything else, and are logged with the method and path
+// headerReceived kept (fasthttp has reset the request by now).
 func (s *Server) serverError(c *fiber.Ctx, err error) error {
 	start := time.Now()
 	ctx := logging.WithRequestID(context.Background(), requestID(c))
+	line := requestLine{method: c.Method(), path: c.Path()}
+	if v, ok := s.received.LoadAndDelete(&c.Request().Header); ok {
+		line = v.(requestLine)
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case fiber.StatusRequestTimeout:
+			err = s.requestTimeout(err)
+		case fiber.StatusRequestHeaderFieldsTooLarge:
+			// fasthttp's read buffer is full before the headers end.
+			// (Whether the request line alone filled it cannot be told
+			// apart: fasthttp keeps nothing of a line it did not finish.)
+			err = &licensehub.Error{Code: licensehub.EHEADERSTOOLARGE, Err: err,
+				Details: map[string]any{"max_bytes": readBufferSize, "max_target_bytes": maxRequestTarget},
+				Message: fmt.Sprintf("the request line and headers are larger than %d bytes together (the path and query at most %d)",
+					readBufferSize, maxRequestTarget)}
+		}
+	}
 	s.writeError(c, err)
-	s.finish(c, ctx, start, "unmatched")
+	s.finishAs(c, ctx, start, "unmatched", line)
 	return nil
 }
 
@@ -288,14 +383,19 @@ func (s *Server) writeError(c *fiber.Ctx, err error) {
 }
 
 func (s *Server) finish(c *fiber.Ctx, ctx context.Context, start time.Time, route string) {
+	s.finishAs(c, ctx, start, route, requestLine{method: c.Method(), path: c.Path()})
+}
+
+// finishAs is finish for a request whose method and path are line.
+func (s *Server) finishAs(c *fiber.Ctx, ctx context.Context, start time.Time, route string, line requestLine) {
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
-	s.metrics.observe(route, c.Method(), status, elapsed)
+	s.metrics.observe(route, line.method, status, elapsed)
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	s.log.Log(ctx, level, "request", "method", c.Method(), "route", route, "path", logging.MaskPath(c.Path()),
+	s.log.Log(ctx, level, "request", "method", line.method, "route", route, "path", logging.MaskPath(line.path),
 		"status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "bytes_in", len(c.Request().Body()),
 		"remote", c.IP())
 }
@@ -369,6 +469,8 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 				LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
 				results[i].Status, results[i].Error = "down", pingError(err)
+				// The cause (a directory, an address) is for the operators.
+				s.log.WarnContext(c.UserContext(), "backend not ready", "backend", b.Name, "kind", b.Kind, "error", err.Error())
 			}
 		}()
 	}
@@ -385,11 +487,13 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready", "backends": results})
 }
 
+// pingError is what /readyz (a public route) says of a backend's failure:
+// the hub's message, without the cause it wraps.
 func pingError(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "no answer within server.ready_timeout"
 	}
-	return err.Error()
+	return licensehub.Message(err)
 }
 
 // httpMetrics are the request metrics, labelled by route pattern (never the

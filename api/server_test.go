@@ -71,7 +71,9 @@ func start(t testing.TB, backends []Backend, mount func(fiber.Router)) *harness 
 func startWith(t testing.TB, o Options, mount func(fiber.Router)) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
-	o.Config = config.Default().Server
+	if o.Config.BodyLimit == 0 {
+		o.Config = config.Default().Server
+	}
 	o.Logger = logging.New(logs, "debug", "json")
 	o.Registry = prometheus.NewRegistry()
 	o.Version = "test"

@@ -33,10 +33,14 @@ func (s *Server) mountVerification(keys signing.KeySource, v DocumentVerifier) {
 		return c.JSON(k)
 	})
 	s.app.Post("/v1/verify", func(c *fiber.Ctx) error {
-		if len(c.Body()) == 0 {
-			return licensehub.FieldError(licensehub.EMALFORMED, "body", "send the signed license document (JSON) as the request body")
+		raw, err := jsonBody(c)
+		if err != nil {
+			if len(c.Body()) == 0 {
+				err = licensehub.FieldError(licensehub.EMALFORMED, "body", "send the signed license document (JSON) as the request body")
+			}
+			return err
 		}
-		verdict, err := v.Verify(c.UserContext(), c.Body())
+		verdict, err := v.Verify(c.UserContext(), raw)
 		rec := audit.Record{Operation: "license.verify"}
 		if verdict != nil && verdict.Identifier != "" {
 			rec.Licenses = []string{verdict.Identifier}

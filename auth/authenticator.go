@@ -269,7 +269,8 @@ func (a *Authenticator) checkTimestamp(ts string, now time.Time) error {
 		return &licensehub.Error{
 			Code: licensehub.EAUTHSTALE,
 			Message: fmt.Sprintf("%s is %s %s the hub's clock (%d); at most %s either way is accepted",
-				client.HeaderTimestamp, skew.Abs().Truncate(time.Second), dir, now.Unix(), a.maxSkew),
+				client.HeaderTimestamp, licensehub.HumanDuration(skew.Abs().Truncate(time.Second)), dir, now.Unix(),
+				licensehub.HumanDuration(a.maxSkew)),
 			Details: details,
 		}
 	}

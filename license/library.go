@@ -87,18 +87,20 @@ type PushRequest struct {
 	App            string `json:"-"` // the pushing app's ID (recorded, not part of the content)
 	IdempotencyKey string `json:"-"` // the Idempotency-Key header; optional
 
-	TypeCode   string          `json:"type_code"`
-	Name       string          `json:"name,omitempty"`      // license name; default: the type's name
-	TypeName   string          `json:"type_name,omitempty"` // default: Config.TypeName
-	Issuer     Party           `json:"issuer"`              // issuing authority {name, code}
-	Number     string          `json:"number"`              // license number, 1..64 of [0-9A-Za-z-]
-	Holder     Holder          `json:"holder"`
-	IssueDate  string          `json:"issue_date"`
-	ValidFrom  string          `json:"valid_from"`
-	ValidUntil string          `json:"valid_until,omitempty"` // date, LongTerm, or empty: the catalog's rule
-	AreaCode   string          `json:"area_code"`
-	Matter     *Party          `json:"matter,omitempty"`
-	Fields     map[string]any  `json:"fields,omitempty"`
+	TypeCode   string `json:"type_code" maxlen:"32"`
+	Name       string `json:"name,omitempty" maxlen:"100"`      // license name; default: the type's name
+	TypeName   string `json:"type_name,omitempty" maxlen:"100"` // default: Config.TypeName
+	Issuer     Party  `json:"issuer"`                           // issuing authority {name, code}
+	Number     string `json:"number" maxlen:"64"`               // license number, 1..64 of [0-9A-Za-z-]
+	Holder     Holder `json:"holder"`
+	IssueDate  string `json:"issue_date" maxlen:"32"`
+	ValidFrom  string `json:"valid_from" maxlen:"32"`
+	ValidUntil string `json:"valid_until,omitempty" maxlen:"32"` // date, LongTerm, or empty: the catalog's rule
+	AreaCode   string `json:"area_code" maxlen:"12"`
+	Matter     *Party `json:"matter,omitempty"`
+	// Fields' strings are at most 2000 characters here; the catalog's
+	// max_length of each field is the real (smaller) bound.
+	Fields     map[string]any  `json:"fields,omitempty" maxlen:"2000"`
 	Attachment *AttachmentData `json:"attachment,omitempty"`
 	// Provenance is set by the stock conversion and the provincial
 	// exchange, never by a department's push (not read from JSON).
@@ -108,7 +110,7 @@ type PushRequest struct {
 // AttachmentData is an attachment as pushed: the bytes (base64 in JSON)
 // and their media type.
 type AttachmentData struct {
-	MediaType string `json:"media_type"`
+	MediaType string `json:"media_type" maxlen:"100"`
 	Data      []byte `json:"data"`
 }
 

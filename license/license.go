@@ -74,15 +74,15 @@ type Provenance struct {
 
 // Party is a named organisation or service matter with its code.
 type Party struct {
-	Name string `json:"name"`
-	Code string `json:"code"`
+	Name string `json:"name" maxlen:"200"`
+	Code string `json:"code" maxlen:"64"`
 }
 
 // Holder is the subject a license is issued to.
 type Holder struct {
-	Name     string `json:"name"`
-	Code     string `json:"code"`      // resident ID number or unified social credit code
-	CodeType string `json:"code_type"` // 111 resident ID, 001 unified social credit code
+	Name     string `json:"name" maxlen:"200"`
+	Code     string `json:"code" maxlen:"64"`     // resident ID number or unified social credit code
+	CodeType string `json:"code_type" maxlen:"8"` // 111 resident ID, 001 unified social credit code
 }
 
 // Attachment points at the scan or PDF of the paper original, stored

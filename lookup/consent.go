@@ -139,7 +139,7 @@ func (c *Consents) Create(ctx context.Context, req ConsentRequest) (*Consent, er
 	case !until.After(now):
 		return nil, licensehub.FieldError(licensehub.EINVALID, "until", "is already past")
 	case until.Sub(from) > c.cfg.MaxDuration:
-		return nil, licensehub.FieldError(licensehub.EINVALID, "until", "a consent lasts at most %s", c.cfg.MaxDuration)
+		return nil, licensehub.FieldError(licensehub.EINVALID, "until", "a consent lasts at most %s", licensehub.HumanDuration(c.cfg.MaxDuration))
 	}
 	token := randomToken()
 	d := digest(token)

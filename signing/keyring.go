@@ -291,7 +291,11 @@ func (k *Keyring) SignerFor(authority string, at time.Time) (Signer, error) {
 		if err := ident.ValidateCreditCode(authority); err != nil {
 			return nil, notFound("no signing key for %q: not a valid unified social credit code (%s)", authority, licensehub.Message(err))
 		}
-		return nil, notFound("keyring %s has no key for authority %s; create one with `hubctl keys gen`", k.dir, authority)
+		// The keyring's directory is the operators' business: it goes to
+		// the log (Err), not to the client.
+		e := notFound("the hub's keyring has no key for authority %s; create one with `hubctl keys gen`", authority)
+		e.Err = fmt.Errorf("keyring %s", k.dir)
+		return nil, e
 	}
 	return nil, notFound("authority %s has no active key (its newest, %s, is %s); create one with `hubctl keys gen`",
 		authority, newest.info.KeyID, newest.info.State)
@@ -303,7 +307,7 @@ func (k *Keyring) Key(kid string) (KeyInfo, error) {
 	if !ok {
 		return KeyInfo{}, &licensehub.Error{
 			Code:    licensehub.EKEYNOTFOUND,
-			Message: fmt.Sprintf("no key with kid %q in keyring %s", kid, k.dir),
+			Message: fmt.Sprintf("no key with kid %q", kid), // no server path: this answers a public route
 			Details: map[string]any{"kid": kid},
 		}
 	}

@@ -154,7 +154,7 @@ Demo: the library holds a business license signed with SM2 for %[2]s
 Verify it (public):
   go run ./cmd/hubctl --hub %[1]s verify %[3]s                   # the hub: signature, key, identifier, validity, status
   go run ./cmd/hubctl verify %[3]s --keys %[4]s   # offline, hub not needed
-  curl -s -X POST --data-binary @%[3]s %[1]s/v1/verify
+  curl -s -H 'Content-Type: application/json' --data-binary @%[3]s %[1]s/v1/verify
   curl -s %[1]s/v1/keys ; curl -s %[1]s/v1/catalog/types
   # with nothing but OpenSSL and jq: README.md, "Verifying with OpenSSL" (key: %[6]s)
 

@@ -334,6 +334,7 @@ func TestKilledRightAfterAnswering(t *testing.T) {
 	}
 	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/verify", bytes.NewReader(doc))
 	req.Header.Set("X-Request-Id", "answered-then-killed")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -124,7 +124,10 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	if err := s.probe(); err != nil {
-		return licensehub.Wrap(err, licensehub.EUNAVAILABLE, "fs: ping %s", filepath.Dir(s.objects))
+		// The directory goes to the log with the cause, not into the
+		// message /readyz shows.
+		return licensehub.Wrap(fmt.Errorf("%s: %w", filepath.Dir(s.objects), err), licensehub.EUNAVAILABLE,
+			"fs: the object store directory cannot be written")
 	}
 	return ctxErr(ctx, "ping", "")
 }
