@@ -119,6 +119,18 @@ func demoFoodPermit(issued time.Time) license.PushRequest {
 	}
 }
 
+// pushByCode is a push as a department may write it: the issuer by its
+// code alone (the hub fills in the registered name).
+type pushByCode struct {
+	TypeCode string     `json:"type_code"`
+	Issuer   issuerCode `json:"issuer"` // hides PushRequest.Issuer
+	license.PushRequest
+}
+
+type issuerCode struct {
+	Code string `json:"code"`
+}
+
 // seedDemo pushes the demo license through the library (a retry on later
 // starts: the same license comes back) and writes what the printed next
 // steps use under data_dir/demo.
@@ -149,7 +161,8 @@ func seedDemo(ctx context.Context, lib *license.Library, ring *signing.Keyring, 
 	if _, err := lib.Check(ctx, food); err != nil {
 		return nil, fmt.Errorf("demo food business permit: %w", err)
 	}
-	foodJSON, err := json.MarshalIndent(demoFoodPermit(now), "", "  ")
+	foodJSON, err := json.MarshalIndent(pushByCode{TypeCode: food.TypeCode, Issuer: issuerCode{food.Issuer.Code},
+		PushRequest: demoFoodPermit(now)}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
