@@ -28,21 +28,22 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// DataDir holds the embedded filesystem object store when no MinIO is
 	// configured.
-	DataDir string  `yaml:"data_dir"`
-	MinIO   MinIO   `yaml:"minio"`
-	Redis   Redis   `yaml:"redis"`
-	Signing Signing `yaml:"signing"`
-	Auth    Auth    `yaml:"auth"`
-	Audit   Audit   `yaml:"audit"`
-	Catalog Catalog `yaml:"catalog"`
+	DataDir    string     `yaml:"data_dir"`
+	MinIO      MinIO      `yaml:"minio"`
+	Redis      Redis      `yaml:"redis"`
+	Signing    Signing    `yaml:"signing"`
+	Auth       Auth       `yaml:"auth"`
+	Audit      Audit      `yaml:"audit"`
+	Catalog    Catalog    `yaml:"catalog"`
+	Library    Library    `yaml:"library"`
+	Adapters   Adapters   `yaml:"adapters"`
+	Lookup     Lookup     `yaml:"lookup"`
+	Conversion Conversion `yaml:"conversion"`
+	Exchange   Exchange   `yaml:"exchange"`
+	Demo       Demo       `yaml:"demo"`
+
 	// Authorities is the registry of issuing authorities.
 	Authorities Authorities `yaml:"authorities"`
-	Library     Library     `yaml:"library"`
-	Adapters    Adapters    `yaml:"adapters"`
-	Lookup      Lookup      `yaml:"lookup"`
-	Conversion  Conversion  `yaml:"conversion"`
-	Exchange    Exchange    `yaml:"exchange"`
-	Demo        Demo        `yaml:"demo"`
 }
 
 // Exchange configures the exchange with the provincial platform (全省通办):
@@ -240,17 +241,16 @@ func Default() Config {
 			ShutdownTimeout: Duration(15 * time.Second),
 			ReadyTimeout:    Duration(2 * time.Second),
 		},
-		Log:         Log{Level: "info", Format: "json"},
-		DataDir:     "./data",
-		MinIO:       MinIO{Bucket: "licensehub", Timeout: Duration(10 * time.Second)},
-		Redis:       Redis{Prefix: "lh:", Timeout: Duration(2 * time.Second)},
-		Signing:     Signing{KeysDir: "./data/keys", HubAuthority: "11330100MB1234567E"},
-		Auth:        Auth{MembersFile: "configs/members.yaml", MaxSkew: Duration(5 * time.Minute)},
-		Audit:       Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
-		Catalog:     Catalog{Dir: "configs/catalog"},
-		Authorities: Authorities{File: "configs/authorities.yaml"},
-		Library:     Library{SweepInterval: Duration(time.Hour)},
-		Lookup:      Lookup{MattersFile: "configs/matters.yaml", AccessCodeTTL: Duration(10 * time.Minute), UseTTL: Duration(24 * time.Hour)},
+		Log:     Log{Level: "info", Format: "json"},
+		DataDir: "./data",
+		MinIO:   MinIO{Bucket: "licensehub", Timeout: Duration(10 * time.Second)},
+		Redis:   Redis{Prefix: "lh:", Timeout: Duration(2 * time.Second)},
+		Signing: Signing{KeysDir: "./data/keys", HubAuthority: "11330100MB1234567E"},
+		Auth:    Auth{MembersFile: "configs/members.yaml", MaxSkew: Duration(5 * time.Minute)},
+		Audit:   Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
+		Catalog: Catalog{Dir: "configs/catalog"},
+		Library: Library{SweepInterval: Duration(time.Hour)},
+		Lookup:  Lookup{MattersFile: "configs/matters.yaml", AccessCodeTTL: Duration(10 * time.Minute), UseTTL: Duration(24 * time.Hour)},
 		Conversion: Conversion{MappingsDir: "configs/conversion", Workers: 16, CheckpointRows: 1000,
 			CheckpointEvery: Duration(2 * time.Second), LeaseTTL: Duration(30 * time.Second), Poll: Duration(2 * time.Second),
 			MaxUpload: 2 << 30},
@@ -260,6 +260,8 @@ func Default() Config {
 			MaxRetryAfter: Duration(60 * time.Second), Timeout: Duration(10 * time.Second),
 			LeaseTTL: Duration(30 * time.Second), FeedSettle: Duration(15 * time.Second)},
 		Demo: Demo{Enabled: true},
+
+		Authorities: Authorities{File: "configs/authorities.yaml"},
 	}
 }
 
