@@ -63,6 +63,8 @@ type Options struct {
 	// the license routes (push, read, status, versions) behind Auth.
 	Catalog Catalog
 	Library LicenseLibrary
+	// Authorities, when set, is published at /v1/authorities.
+	Authorities Authorities
 	// Gateway, when set, serves derived certificates and adapter status.
 	Gateway CertificateGateway
 	// Lookups, when set, serves consents, per-matter lookups and materials.
@@ -154,6 +156,9 @@ func New(o Options) *Server {
 	}
 	if o.Catalog != nil {
 		s.mountCatalog(o.Catalog)
+	}
+	if o.Authorities != nil {
+		s.mountAuthorities(o.Authorities)
 	}
 	if o.Auth == nil {
 		return s

@@ -317,9 +317,23 @@ func TestDemoRegistry(t *testing.T) {
 				n++
 			}
 		}
-		if n != 1 {
-			t.Errorf("%d demo members with role %s, want 1", n, r)
+		want := 1
+		if r == auth.RoleIssuingDepartment {
+			want = 2 // the business license and the food business permit systems
 		}
+		if n != want {
+			t.Errorf("%d demo members with role %s, want %d", n, r, want)
+		}
+	}
+	food, ok := reg.Member("csscjg-food-issuer")
+	if !ok {
+		t.Fatal("no csscjg-food-issuer")
+	}
+	if err := food.Authorize(auth.OpLicenseCreate, auth.Resource{LicenseType: "11100000000013338W024", Authority: "11430100MB1K32010B"}); err != nil {
+		t.Errorf("the demo food issuer cannot issue its food business permits: %v", err)
+	}
+	if err := food.Authorize(auth.OpLicenseCreate, auth.Resource{LicenseType: "11100000000013338W011", Authority: "11430100MB1K32010B"}); err == nil {
+		t.Error("the demo food issuer may issue business licenses")
 	}
 	issuer, ok := reg.Member("scjg-issuer")
 	if !ok {

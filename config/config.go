@@ -41,6 +41,9 @@ type Config struct {
 	Conversion Conversion `yaml:"conversion"`
 	Exchange   Exchange   `yaml:"exchange"`
 	Demo       Demo       `yaml:"demo"`
+
+	// Authorities is the registry of issuing authorities.
+	Authorities Authorities `yaml:"authorities"`
 }
 
 // Exchange configures the exchange with the provincial platform (全省通办):
@@ -137,6 +140,13 @@ type Upstream struct {
 // Catalog locates the license catalog (one YAML file per license type).
 type Catalog struct {
 	Dir string `yaml:"dir"`
+}
+
+// Authorities locates the registry of issuing authorities (颁发机构):
+// credit code, name, area code and level of each; a push's issuer must be
+// in it.
+type Authorities struct {
+	File string `yaml:"file"`
 }
 
 // Library configures the license library's background work.
@@ -250,6 +260,8 @@ func Default() Config {
 			MaxRetryAfter: Duration(60 * time.Second), Timeout: Duration(10 * time.Second),
 			LeaseTTL: Duration(30 * time.Second), FeedSettle: Duration(15 * time.Second)},
 		Demo: Demo{Enabled: true},
+
+		Authorities: Authorities{File: "configs/authorities.yaml"},
 	}
 }
 
@@ -540,6 +552,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if strings.TrimSpace(c.Catalog.Dir) == "" {
 		bad("catalog.dir", "is required: the license catalog lives there")
+	}
+	if strings.TrimSpace(c.Authorities.File) == "" {
+		bad("authorities.file", "is required: the registry of issuing authorities")
 	}
 	if strings.TrimSpace(c.Auth.MembersFile) == "" {
 		bad("auth.members_file", "is required: the registry of member systems")

@@ -58,6 +58,8 @@ func TestLoadProblemsNameTheKey(t *testing.T) {
 		{"env unknown variable", "", []string{"HUB_REDIS_ULR=redis://x"}, "HUB_REDIS_ULR", "unknown variable"},
 		{"env bad url", "", []string{"HUB_REDIS_URL=localhost:6379"}, "redis.url", "redis://"},
 		{"env empty data dir", "", []string{"HUB_DATA_DIR="}, "data_dir", "required"},
+		{"env empty authorities file", "", []string{"HUB_AUTHORITIES_FILE= "}, "authorities.file", "required"},
+		{"authorities not a map", "authorities: configs/authorities.yaml\n", nil, "authorities", "mapping"},
 		{"holder key required outside demo", "demo:\n  enabled: false\n", nil, "audit.holder_key", "32"},
 		{"segment size", "audit:\n  segment_records: 0\n", nil, "audit.segment_records", "between"},
 	}
@@ -90,6 +92,7 @@ func TestEnvOverrides(t *testing.T) {
 		"HUB_DEMO_ENABLED=false",
 		"HUB_AUDIT_HOLDER_KEY=0123456789abcdef0123456789abcdef",
 		"HUB_REDIS_PREFIX=0123", // strings are verbatim, not YAML numbers
+		"HUB_AUTHORITIES_FILE=/etc/licensehub/authorities.yaml",
 		"HUB_TEST_REDIS_URL=ignored",
 		"PATH=/bin",
 	})
@@ -98,7 +101,8 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if cfg.Server.BodyLimit != 2<<20 || cfg.Server.ShutdownTimeout.D() != 3*time.Second ||
 		cfg.MinIO.Endpoint != "http://127.0.0.1:9000" || cfg.MinIO.SecretKey.Value() != "very-secret" ||
-		cfg.Redis.URL != "redis://127.0.0.1:6379/2" || cfg.Demo.Enabled || cfg.Redis.Prefix != "0123" {
+		cfg.Redis.URL != "redis://127.0.0.1:6379/2" || cfg.Demo.Enabled || cfg.Redis.Prefix != "0123" ||
+		cfg.Authorities.File != "/etc/licensehub/authorities.yaml" {
 		t.Errorf("overrides not applied: %+v", cfg)
 	}
 	if cfg.EmbeddedObjects() || cfg.EmbeddedKV() {

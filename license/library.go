@@ -38,6 +38,23 @@ type CatalogFunc func(code string) (Validator, bool)
 // Type calls f.
 func (f CatalogFunc) Type(code string) (Validator, bool) { return f(code) }
 
+// Authorities is the registry of issuing authorities
+// (authority.Registry). With it, a push names a registered authority: the
+// issuer's name is taken from the registry when left out and must equal it
+// otherwise, and the license's area code must lie within the authority's
+// area (see checkAuthority).
+type Authorities interface {
+	Registered(code string) (RegisteredAuthority, bool)
+}
+
+// RegisteredAuthority is what a push is checked against: the authority's
+// registered name and area code (GB/T 2260; empty for a national
+// authority, which covers every area).
+type RegisteredAuthority struct {
+	Name     string
+	AreaCode string
+}
+
 // Config configures a Library. Objects, KV, Signers and Catalog are
 // required.
 type Config struct {
@@ -45,6 +62,9 @@ type Config struct {
 	KV      licensehub.KV          // rebuildable indexes (Reindex)
 	Signers signing.SignerSource   // the issuing authorities' active keys
 	Catalog Catalog                // type code → validator
+	// Authorities, when set, is the registry a push's issuer must be in
+	// (see checkAuthority); nil: any issuer with a name and a valid code.
+	Authorities Authorities
 
 	// DefaultValidUntil gives valid_until when a push leaves it out: the
 	// catalog's validity rule for the type (a date in DateLayout or

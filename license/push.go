@@ -83,6 +83,9 @@ func (l *Library) prepare(ctx context.Context, req *PushRequest, version int, pr
 	if !ok || v == nil {
 		return nil, invalid("type_code", "license type %q is not in the catalog", clip(req.TypeCode))
 	}
+	if err := l.checkAuthority(req); err != nil {
+		return nil, err
+	}
 	if strings.TrimSpace(req.Issuer.Name) == "" {
 		return nil, invalid("issuer.name", "required")
 	}

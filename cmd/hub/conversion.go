@@ -9,6 +9,7 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/api"
+	"github.com/licensehub/licensehub/authority"
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/convert"
@@ -25,8 +26,9 @@ func (e *configError) Unwrap() error { return e.err }
 
 // openConversions loads the legacy sources' mappings and builds the
 // conversion runner on the shared stores. owner names this instance in
-// the jobs' leases (the audit trail's instance ID).
-func openConversions(cfg *config.Config, b *backends, cat *catalog.Catalog, lib *license.Library, owner string, log *slog.Logger) (*runner.Runner, *api.Conversions, error) {
+// the jobs' leases (the audit trail's instance ID). Every mapping must
+// name a registered authority (checkMappingAuthorities).
+func openConversions(cfg *config.Config, b *backends, cat *catalog.Catalog, authorities *authority.Registry, lib *license.Library, owner string, log *slog.Logger) (*runner.Runner, *api.Conversions, error) {
 	c := cfg.Conversion
 	mappings, err := convert.LoadMappings(c.MappingsDir)
 	if err != nil {
@@ -38,6 +40,9 @@ func openConversions(cfg *config.Config, b *backends, cat *catalog.Catalog, lib 
 		if err := mappings[name].BindCatalog(cat); err != nil {
 			return nil, nil, &configError{fmt.Errorf("conversion.mappings_dir: %s", plain(err))}
 		}
+	}
+	if err := checkMappingAuthorities(authorities, mappings); err != nil {
+		return nil, nil, err
 	}
 	r, err := runner.New(runner.Config{
 		Library: lib, Objects: b.objects, KV: b.kv, Mappings: mappings,

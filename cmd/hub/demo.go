@@ -27,6 +27,12 @@ const (
 	demoAuthorityName = "湖南省市场监督管理局（演示）"
 	demoTypeCode      = "11100000000013338W011"
 	demoIssuerApp     = "scjg-issuer"
+
+	// The second issuing department: the city bureau issuing food
+	// business permits (configs/authorities.yaml, configs/members.yaml).
+	demoFoodAuthority = "11430100MB1K32010B"
+	demoFoodTypeCode  = "11100000000013338W024"
+	demoFoodApp       = "csscjg-food-issuer"
 )
 
 // demoFiles are what the demo writes for the printed next steps.
@@ -39,14 +45,17 @@ type demoFiles struct {
 	// Register is a legacy business register (GB18030 CSV) for the
 	// conversion steps, read with the mapping demoMapping.
 	Register string
+	// FoodPermit is a food business permit of the second issuing
+	// department, for `hubctl push` with its app ID.
+	FoodPermit string
 }
 
-// ensureDemoKeys gives the demo authority and the hub itself a key unless
-// they have an active one. A keyring that exists but does not open is left
-// for the operator to fix.
+// ensureDemoKeys gives the demo authorities and the hub itself a key
+// unless they have an active one. A keyring that exists but does not open
+// is left for the operator to fix.
 func ensureDemoKeys(cfg keyringConfig, hubAuthority string) error {
 	now := time.Now().UTC().Truncate(time.Second)
-	for _, authority := range []string{demoAuthority, hubAuthority} {
+	for _, authority := range []string{demoAuthority, demoFoodAuthority, hubAuthority} {
 		if ring, err := openKeyring(cfg); err == nil {
 			if _, err := ring.SignerFor(authority, now); err == nil {
 				continue
@@ -84,6 +93,44 @@ func demoPush(number, company, creditCode string, issued time.Time) license.Push
 	}
 }
 
+// demoFoodPermit is a food business permit as the city bureau's system
+// pushes it. issuer.name is left out: the hub takes it from the authority
+// registry.
+func demoFoodPermit(issued time.Time) license.PushRequest {
+	day := issued.In(license.CST).Format(license.DateLayout)
+	operator, code := "长沙岳麓味道餐饮有限公司", creditCode("91430104MA4L1F2G3")
+	return license.PushRequest{
+		TypeCode: demoFoodTypeCode, Issuer: license.Party{Code: demoFoodAuthority},
+		Number: "JY24301040012345", Holder: license.Holder{Name: operator, Code: code, CodeType: ident.HolderCreditCode},
+		IssueDate: day, ValidFrom: day, AreaCode: "430104",
+		Matter: &license.Party{Code: "330100-000-XK-00301", Name: "食品经营许可"},
+		Fields: map[string]any{
+			"operator_name":              operator,
+			"unified_social_credit_code": code,
+			"legal_representative":       "李四",
+			"domicile":                   "湖南省长沙市岳麓区麓山路10号",
+			"business_premises":          "湖南省长沙市岳麓区麓山路10号一楼",
+			"main_business_format":       "餐饮服务经营者",
+			"online_operation":           false,
+			"business_items":             "热食类食品制售",
+			"daily_supervision_agency":   "长沙市岳麓区市场监督管理局",
+			"complaint_hotline":          "12315",
+		},
+	}
+}
+
+// pushByCode is a push as a department may write it: the issuer by its
+// code alone (the hub fills in the registered name).
+type pushByCode struct {
+	TypeCode string     `json:"type_code"`
+	Issuer   issuerCode `json:"issuer"` // hides PushRequest.Issuer
+	license.PushRequest
+}
+
+type issuerCode struct {
+	Code string `json:"code"`
+}
+
 // seedDemo pushes the demo license through the library (a retry on later
 // starts: the same license comes back) and writes what the printed next
 // steps use under data_dir/demo.
@@ -107,10 +154,23 @@ func seedDemo(ctx context.Context, lib *license.Library, ring *signing.Keyring, 
 	if err != nil {
 		return nil, err
 	}
+	// The food permit is printed for pasting, not pushed: a dry run makes
+	// sure the step works (catalog, registry, key) before it is printed.
+	food := demoFoodPermit(now)
+	food.App = demoFoodApp
+	if _, err := lib.Check(ctx, food); err != nil {
+		return nil, fmt.Errorf("demo food business permit: %w", err)
+	}
+	foodJSON, err := json.MarshalIndent(pushByCode{TypeCode: food.TypeCode, Issuer: issuerCode{food.Issuer.Code},
+		PushRequest: demoFoodPermit(now)}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(dataDir, "demo")
 	files := &demoFiles{
 		License:     filepath.Join(dir, "business-license.json"),
 		PushRequest: filepath.Join(dir, "push-request.json"),
+		FoodPermit:  filepath.Join(dir, "food-permit-request.json"),
 		Bundle:      filepath.Join(dir, "keys-bundle.json"),
 		PubKey:      filepath.Join(dir, "authority.pub.pem"),
 		Identifier:  out.Identifier,
@@ -124,7 +184,8 @@ func seedDemo(ctx context.Context, lib *license.Library, ring *signing.Keyring, 
 		return nil, err
 	}
 	for path, content := range map[string][]byte{
-		files.License: out.Document, files.PushRequest: append(next, '\n'), files.Bundle: append(bundle, '\n'),
+		files.License: out.Document, files.PushRequest: append(next, '\n'), files.FoodPermit: append(foodJSON, '\n'),
+		files.Bundle: append(bundle, '\n'),
 		files.PubKey: []byte(signer.Key().PublicKeyPEM), files.Register: register,
 	} {
 		if err := os.WriteFile(path, content, 0o644); err != nil {
@@ -162,6 +223,9 @@ Member systems sign their calls with HMAC-SM3 (configs/members.yaml, demo secret
   export HUBCTL_HUB=%[1]s
   export HUBCTL_APP_ID=%[10]s HUBCTL_SECRET=%[11]s     # the market regulator's issuing system
   go run ./cmd/hubctl push %[5]s          # 201 the first time, 200 (same license) after
+  HUBCTL_APP_ID=%[18]s HUBCTL_SECRET=%[19]s go run ./cmd/hubctl push %[20]s
+      # a second department: the city bureau's food business permit; its issuer.name comes from the authority registry
+  curl -s %[1]s/v1/authorities      # the registered issuing authorities (public)
   HUBCTL_APP_ID=city-supervisor HUBCTL_SECRET=%[7]s go run ./cmd/hubctl audit list
   HUBCTL_APP_ID=citizen-app HUBCTL_SECRET=%[8]s go run ./cmd/hubctl usage 91350100M000100Y43
   go run ./cmd/hubctl keys list --dir %[12]s
@@ -169,7 +233,7 @@ Member systems sign their calls with HMAC-SM3 (configs/members.yaml, demo secret
 
 Certificates from the public-security, social-security and tax systems (simulated at %[13]s), signed by the hub:
   export HUBCTL_APP_ID=scjg-approval HUBCTL_SECRET=%[14]s   # an approval system, for matter 330100-000-XK-00123
-  go run ./cmd/hubctl certify identity id_number=%[15]s name=%[18]s --matter 330100-000-XK-00123
+  go run ./cmd/hubctl certify identity id_number=%[15]s name=%[21]s --matter 330100-000-XK-00123
   go run ./cmd/hubctl certify identity id_number=%[15]s name=王不对 --matter 330100-000-XK-00123   # a check: name_match false, nothing disclosed
   go run ./cmd/hubctl certify tax_payments credit_code=%[16]s from=2026-01 to=2026-06 --matter 330100-000-XK-00123
   HUBCTL_APP_ID=hub-admin HUBCTL_SECRET=%[17]s go run ./cmd/hubctl adapters   # breaker state, error rate, latency
@@ -179,7 +243,8 @@ Once-only: the applicant consents, the approval system gets every material of th
   export HUBCTL_APP_ID=scjg-approval HUBCTL_SECRET=%[14]s
   go run ./cmd/hubctl lookup --holder 91350100M000100Y43 --matter 330100-000-XK-00123 --consent TOKEN
   go run ./cmd/hubctl materials --matter 330100-000-XK-00123 --holder 91350100M000100Y43 --name 长沙示范科技有限公司 \
-      --input legal_representative_id_number=%[15]s --input legal_representative_name=%[18]s --consent TOKEN
+      --input legal_representative_id_number=%[15]s --input legal_representative_name=%[21]s --consent TOKEN
 `, base, demoAuthorityName, f.License, f.Bundle, f.PushRequest, f.PubKey, supervisor, citizen, f.Identifier,
-		demoIssuerApp, issuer, keysDir, simURL, approval, rep, sim.SampleCompanies(1)[0], admin, sim.PersonName(rep))
+		demoIssuerApp, issuer, keysDir, simURL, approval, rep, sim.SampleCompanies(1)[0], admin,
+		demoFoodApp, auth.DemoSecret(demoFoodApp), f.FoodPermit, sim.PersonName(rep))
 }

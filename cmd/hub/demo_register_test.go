@@ -128,7 +128,7 @@ func TestBadMappingFileExits2NamingTheFile(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), nil, []string{"HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR=" + data,
 				"HUB_SIGNING_KEYS_DIR=" + filepath.Join(data, "keys"), "HUB_AUDIT_JOURNAL_DIR=" + filepath.Join(data, "audit"),
-				"HUB_AUTH_MEMBERS_FILE=" + filepath.Join(configs, "members.yaml"), "HUB_CATALOG_DIR=" + filepath.Join(configs, "catalog"),
+				"HUB_AUTH_MEMBERS_FILE=" + filepath.Join(configs, "members.yaml"), "HUB_CATALOG_DIR=" + filepath.Join(configs, "catalog"), "HUB_AUTHORITIES_FILE=" + filepath.Join(configs, "authorities.yaml"),
 				"HUB_LOOKUP_MATTERS_FILE=" + filepath.Join(configs, "matters.yaml"), "HUB_CONVERSION_MAPPINGS_DIR=" + tt.dir,
 				"HUB_LOG_LEVEL=error"}, &stdout, &stderr)
 			if code != 2 || !strings.Contains(stderr.String(), tt.want) || !strings.Contains(stderr.String(), "conversion.mappings_dir") {

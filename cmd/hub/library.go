@@ -8,6 +8,7 @@ import (
 	"github.com/licensehub/licensehub/api"
 	"github.com/licensehub/licensehub/lookup"
 
+	"github.com/licensehub/licensehub/authority"
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/license"
@@ -15,14 +16,14 @@ import (
 )
 
 // openLibrary loads the catalog and builds the license library on the
-// shared stores.
-func openLibrary(cfg *config.Config, b *backends, ring *signing.Keyring, log *slog.Logger) (*catalog.Catalog, *license.Library, error) {
+// shared stores; pushes are checked against the authority registry.
+func openLibrary(cfg *config.Config, b *backends, ring *signing.Keyring, authorities *authority.Registry, log *slog.Logger) (*catalog.Catalog, *license.Library, error) {
 	cat, err := catalog.Load(cfg.Catalog.Dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("catalog.dir: %w", err)
 	}
 	lib, err := license.NewLibrary(license.Config{
-		Objects: b.objects, KV: b.kv, Signers: ring, Logger: log,
+		Objects: b.objects, KV: b.kv, Signers: ring, Logger: log, Authorities: authorities,
 		Catalog: license.CatalogFunc(cat.Validator), DefaultValidUntil: cat.DefaultValidUntil, TypeName: cat.TypeName,
 	})
 	if err != nil {

@@ -116,7 +116,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	if err != nil {
 		return err
 	}
-	cat, lib, err := openLibrary(cfg, b, ring, log)
+	authorities, err := openAuthorities(cfg, authn.Registry(), ring, log)
+	if err != nil {
+		return err
+	}
+	cat, lib, err := openLibrary(cfg, b, ring, authorities, log)
 	if err != nil {
 		return err
 	}
@@ -130,7 +134,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		return err
 	}
 
-	conv, conversions, err := openConversions(cfg, b, cat, lib, trail.InstanceID(), log)
+	conv, conversions, err := openConversions(cfg, b, cat, authorities, lib, trail.InstanceID(), log)
 	if err != nil {
 		return err
 	}
@@ -184,7 +188,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
 		Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Auth: authn, Limiter: limiter, Audit: trail,
-		Catalog: cat, Library: lib, Gateway: gateway, Lookups: lookups, Conversions: conversions, Exchange: hx.routes, Inbound: hx.inboundRoute()})
+		Catalog: cat, Authorities: authorities, Library: lib, Gateway: gateway, Lookups: lookups, Conversions: conversions, Exchange: hx.routes, Inbound: hx.inboundRoute()})
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)

@@ -97,7 +97,7 @@ func TestEmbeddedProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
+	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_AUTHORITIES_FILE="+filepath.Join(filepath.Dir(members), "authorities.yaml"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
 		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"),
 		"HUB_CONVERSION_MAPPINGS_DIR="+filepath.Join(filepath.Dir(members), "conversion"))
 	stdout, err := cmd.StdoutPipe()
@@ -202,6 +202,7 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 	cfg.Audit.HolderKey = "test-holder-key-0123456789abcdef0123"
 	cfg.Auth.MembersFile = writeMembers(t)
 	cfg.Catalog.Dir = filepath.Join("..", "..", "configs", "catalog")
+	cfg.Authorities.File = filepath.Join("..", "..", "configs", "authorities.yaml")
 	cfg.Lookup.MattersFile = filepath.Join("..", "..", "configs", "matters.yaml")
 	cfg.Conversion.MappingsDir = filepath.Join("..", "..", "configs", "conversion")
 	if ps := cfg.Validate(); len(ps) > 0 {
@@ -306,7 +307,7 @@ func TestKilledRightAfterAnswering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
+	env := append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir, "HUB_AUTH_MEMBERS_FILE="+members, "HUB_CATALOG_DIR="+filepath.Join(filepath.Dir(members), "catalog"), "HUB_AUTHORITIES_FILE="+filepath.Join(filepath.Dir(members), "authorities.yaml"), "HUB_LOOKUP_MATTERS_FILE="+filepath.Join(filepath.Dir(members), "matters.yaml"),
 		"HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"), "HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"),
 		"HUB_CONVERSION_MAPPINGS_DIR="+filepath.Join(filepath.Dir(members), "conversion"),
 		"HUB_AUDIT_SEAL_INTERVAL=1h") // nothing is sealed while the first process lives
@@ -398,7 +399,7 @@ func TestDemoExchangeWithSimulatedProvince(t *testing.T) {
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "HUB_SERVER_ADDR=127.0.0.1:0", "HUB_DATA_DIR="+dataDir,
-		"HUB_AUTH_MEMBERS_FILE="+filepath.Join(configs, "members.yaml"), "HUB_CATALOG_DIR="+filepath.Join(configs, "catalog"),
+		"HUB_AUTH_MEMBERS_FILE="+filepath.Join(configs, "members.yaml"), "HUB_CATALOG_DIR="+filepath.Join(configs, "catalog"), "HUB_AUTHORITIES_FILE="+filepath.Join(configs, "authorities.yaml"),
 		"HUB_LOOKUP_MATTERS_FILE="+filepath.Join(configs, "matters.yaml"), "HUB_AUDIT_JOURNAL_DIR="+filepath.Join(dataDir, "audit"),
 		"HUB_SIGNING_KEYS_DIR="+filepath.Join(dataDir, "keys"), "HUB_CONVERSION_MAPPINGS_DIR="+filepath.Join(configs, "conversion"))
 	stdout, err := cmd.StdoutPipe()

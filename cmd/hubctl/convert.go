@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/authority"
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/config"
 	"github.com/licensehub/licensehub/convert"
@@ -308,7 +309,14 @@ func openConvertHub(ctx context.Context, cfg *config.Config, cat *catalog.Catalo
 		h.close()
 		return nil, err
 	}
-	lib, err := license.NewLibrary(license.Config{Objects: h.objects.Store, KV: h.kv.Store, Signers: ring, Logger: log,
+	// Converted licenses are this city's: their issuer is checked against
+	// the authority registry as the hub checks a push.
+	authorities, err := authority.Load(cfg.Authorities.File)
+	if err != nil {
+		h.close()
+		return nil, fmt.Errorf("authorities.file: %w", err)
+	}
+	lib, err := license.NewLibrary(license.Config{Objects: h.objects.Store, KV: h.kv.Store, Signers: ring, Logger: log, Authorities: authorities,
 		Catalog: license.CatalogFunc(cat.Validator), DefaultValidUntil: cat.DefaultValidUntil, TypeName: cat.TypeName,
 		OpTimeout: cfg.MinIO.Timeout.D()})
 	if err != nil {

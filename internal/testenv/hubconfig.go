@@ -12,8 +12,8 @@ import (
 )
 
 // HubConfig is what a test's hub configuration file (hub.yaml) says; the
-// catalog, members, matters and conversion mappings are the repository's
-// own (configs/).
+// catalog, authorities, members, matters and conversion mappings are the
+// repository's own (configs/).
 type HubConfig struct {
 	Dir  string // data_dir is Dir/data, the audit journal Dir/audit
 	Keys string // the signing keys directory
@@ -43,6 +43,8 @@ func WriteHubConfig(tb testing.TB, c HubConfig) string {
   keys_dir: %[3]s
 catalog:
   dir: %[4]s/configs/catalog
+authorities:
+  file: %[4]s/configs/authorities.yaml
 auth:
   members_file: %[4]s/configs/members.yaml
 lookup:
