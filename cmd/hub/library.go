@@ -24,6 +24,7 @@ func openLibrary(cfg *config.Config, b *backends, ring *signing.Keyring, log *sl
 	lib, err := license.NewLibrary(license.Config{
 		Objects: b.objects, KV: b.kv, Signers: ring, Logger: log,
 		Catalog: license.CatalogFunc(cat.Validator), DefaultValidUntil: cat.DefaultValidUntil, TypeName: cat.TypeName,
+		IssueDateSkewDays: cfg.Library.IssueDateSkewDays,
 	})
 	if err != nil {
 		return nil, nil, err
