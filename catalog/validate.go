@@ -84,9 +84,14 @@ func (t *Type) Validate(l *license.License) error {
 //     value has the field's JSON type (type), is a real date YYYY-MM-DD
 //     (date) or, with allow_long_term, license.LongTerm; is an integer
 //     within ±(2^53−1) (type, range); is one of the enum's values (enum);
+//     for strings, follows package signable's text rules (valid UTF-8,
+//     NFC, no control, bidi, zero-width or private-use characters:
+//     invalid_utf8, replacement_character, nfc, control_character,
+//     bidi_control, zero_width, private_use, with Details["position"]);
 //     holds a valid code of the field's format (ident's rules); has
 //     min_length to max_length characters (length); matches the pattern
-//     (pattern);
+//     (pattern); and, bound with bind:, equals holder.code or
+//     holder.name (binding);
 //   - face fields the type does not define, by name (unknown_field).
 //
 // Each problem is a *licensehub.Error with Code licensehub.EINVALID, Field
