@@ -31,7 +31,6 @@ package signable
 
 import (
 	"fmt"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -56,6 +55,7 @@ const (
 // 1-based character index where; "" and 0 when s is fit to be signed.
 func Problem(s string) (rule string, position int) {
 	pos := 0
+	simple := true // every character is NFC by itself and combines with nothing
 	for i := 0; i < len(s); {
 		pos++
 		c := s[i]
@@ -73,9 +73,10 @@ func Problem(s string) (rule string, position int) {
 		if rule := runeRule(r); rule != "" {
 			return rule, pos
 		}
+		simple = simple && isSimple(r)
 		i += n
 	}
-	if !norm.NFC.IsNormalString(s) {
+	if !simple && !norm.NFC.IsNormalString(s) {
 		return RuleNFC, utf8.RuneCountInString(s[:norm.NFC.QuickSpanString(s)]) + 1
 	}
 	return "", 0
@@ -92,10 +93,20 @@ func runeRule(r rune) string {
 		return RuleBidi
 	case r >= 0x200b && r <= 0x200d, r == 0x2060, r == 0xfeff:
 		return RuleZeroWidth
-	case unicode.Is(unicode.Co, r):
+	case r >= 0xe000 && r <= 0xf8ff, r >= 0xf0000 && r <= 0xffffd, r >= 0x100000 && r <= 0x10fffd: // Unicode category Co
 		return RulePrivateUse
 	}
 	return ""
+}
+
+// isSimple reports the characters that are in NFC whatever surrounds
+// them (canonical combining class 0, NFC quick check Yes, no canonical
+// composition with a neighbour): below U+0300 (where combining marks
+// begin), CJK unified ideographs, CJK symbols and punctuation up to
+// U+3029, full-width ASCII. Text of these alone (most Chinese license
+// text) skips the full NFC check.
+func isSimple(r rune) bool {
+	return r < 0x300 || r >= 0x4e00 && r <= 0x9fff || r >= 0x3000 && r <= 0x3029 || r >= 0xff01 && r <= 0xff5e
 }
 
 var ruleWords = map[string]string{

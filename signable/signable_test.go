@@ -3,6 +3,7 @@ package signable
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -99,9 +100,42 @@ func FuzzProblem(f *testing.F) {
 			t.Fatalf("Problem(%q) accepted text that is not valid UTF-8 NFC", s)
 		}
 		for _, r := range s {
-			if r < 0x20 || r == 0x7f || r != 0xfffd && runeRule(r) != "" || r == 0xfffd {
+			if r < 0x20 || r == 0x7f || r != 0xfffd && runeRule(r) != "" || r == 0xfffd || unicode.Is(unicode.Co, r) {
 				t.Fatalf("Problem(%q) accepted %U", s, r)
 			}
 		}
 	})
+}
+
+// TestSimpleCharactersAreNFC: every character the fast path trusts is
+// NFC after any other character, and any other character after it.
+func TestSimpleCharactersAreNFC(t *testing.T) {
+	neighbours := []rune{'a', 'e', 0x0301, 0x0308, 0x302a, 0x3099, 0x1161, 0x11a8, 0x4e00, 0xac00, 0x0338}
+	for r := rune(0); r <= 0xffff; r++ {
+		if !isSimple(r) || r >= 0xd800 && r <= 0xdfff {
+			continue
+		}
+		if !norm.NFC.IsNormalString(string(r)) {
+			t.Fatalf("%U is not NFC by itself", r)
+		}
+		for _, n := range neighbours {
+			if !isSimple(n) {
+				continue
+			}
+			if s := string(r) + string(n); !norm.NFC.IsNormalString(s) {
+				t.Fatalf("%U %U is not NFC", r, n)
+			}
+			if s := string(n) + string(r); !norm.NFC.IsNormalString(s) {
+				t.Fatalf("%U %U is not NFC", n, r)
+			}
+		}
+		// A simple character never combines with a following mark into
+		// something Problem would miss: the mark is not simple, so the
+		// full check runs.
+	}
+	for _, r := range []rune{0x0300, 0x302a, 0x2000, 0xf900, 0x1161} {
+		if isSimple(r) {
+			t.Errorf("%U must take the full NFC check", r)
+		}
+	}
 }
