@@ -51,6 +51,11 @@ const (
 	EFORBIDDENMATTER    = "FORBIDDEN_MATTER"       // no grant for this service matter
 )
 
+// EILLEGALTRANSITION (409): the license's current status does not allow
+// the operation; Details["current_status"] names that status and
+// Details["current_status_code"] gives its code.
+const EILLEGALTRANSITION = "ILLEGAL_TRANSITION"
+
 // Error is the one error type the hub returns across package boundaries.
 // Code is stable and machine-readable; Message is for humans; Field names
 // the offending input (a JSON path or config key) when there is one.

@@ -20,6 +20,7 @@ var statusOf = map[string]int{
 	licensehub.EKEYNOTFOUND:        http.StatusNotFound,
 	licensehub.EMETHOD:             http.StatusMethodNotAllowed,
 	licensehub.ECONFLICT:           http.StatusConflict,
+	licensehub.EILLEGALTRANSITION:  http.StatusConflict,
 	licensehub.EBODYTOOLARGE:       http.StatusRequestEntityTooLarge,
 	licensehub.EMEDIATYPE:          http.StatusUnsupportedMediaType,
 	licensehub.EREQUESTTIMEOUT:     http.StatusRequestTimeout,

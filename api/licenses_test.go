@@ -121,9 +121,14 @@ func TestLicenseLifecycleOverHTTP(t *testing.T) {
 		if resp.StatusCode != step.status {
 			t.Errorf("%s: %d %s, want %d", step.op, resp.StatusCode, b, step.status)
 		}
-		if step.status == 409 && !strings.Contains(string(b), "current_status") {
-			t.Errorf("%s conflict does not name the current status: %s", step.op, b)
+		if step.status == 409 && (!strings.Contains(string(b), `"current_status_code":"07"`) || decodeError(t, b).Code != licensehub.EILLEGALTRANSITION) {
+			t.Errorf("%s: an illegal transition is not %s naming the current status: %s", step.op, licensehub.EILLEGALTRANSITION, b)
 		}
+	}
+	// A status change that takes a license away needs a reason.
+	if resp, b := h.call(t, "issuer", "POST", "/v1/licenses/"+id+"/status", `{"op":"suspend"}`, time.Now(), nil); resp.StatusCode != 400 ||
+		decodeError(t, b).Code != licensehub.EINVALID || decodeError(t, b).Details["field"] != "reason" {
+		t.Errorf("suspend without a reason: %d %s, want 400 INVALID_ARGUMENT field reason", resp.StatusCode, b)
 	}
 	if resp, b := h.call(t, "", "POST", "/v1/verify", string(doc), time.Now(), nil); !strings.Contains(string(b), `"verdict":"invalid"`) || !strings.Contains(string(b), `"status":"revoked"`) {
 		t.Errorf("verify of a revoked license: %d %s", resp.StatusCode, b)

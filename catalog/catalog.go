@@ -42,6 +42,18 @@ type Type struct {
 	Matters []Matter `json:"matters"`
 	// Fields are the face fields (照面信息) in the order they are printed.
 	Fields []*Field `json:"fields"`
+	// EarliestYear is the earliest year of an issue date (and valid_from)
+	// of this type (license.DefaultEarliestYear, 1949, unless the file
+	// says otherwise).
+	EarliestYear int `json:"earliest_year"`
+	// ValidFromBeforeIssue allows a valid_from before the issue date
+	// (licenses issued with retroactive effect).
+	ValidFromBeforeIssue bool `json:"valid_from_before_issue,omitempty"`
+	// RecordExpired lets the stock conversion record licenses of this
+	// type whose validity already ended (historic licenses): they are
+	// stored with status 05 (expired) at once. A department's push of
+	// an expired license is always refused.
+	RecordExpired bool `json:"record_expired,omitempty"`
 
 	// File is the catalog file the type was loaded from.
 	File string `json:"-"`
@@ -116,6 +128,22 @@ const (
 // Formats lists the string field formats.
 var Formats = []Format{FormatCreditCode, FormatResidentID}
 
+// Bindings: the license values a face field may be bound to.
+const (
+	BindHolderCode = "holder.code"
+	BindHolderName = "holder.name"
+)
+
+// Bindings lists the values of Field.Bind.
+var Bindings = []string{BindHolderCode, BindHolderName}
+
+// Policy is what the type declares about its licenses' dates and history
+// (license.PolicySource).
+func (t *Type) Policy() license.Policy {
+	return license.Policy{EarliestYear: t.EarliestYear, ValidFromBeforeIssue: t.ValidFromBeforeIssue,
+		RecordExpired: t.RecordExpired}
+}
+
 // Field is one face field (照面项) of a license type.
 type Field struct {
 	// Name is the key in the license body's fields object: ASCII
@@ -142,6 +170,10 @@ type Field struct {
 	// AllowLongTerm (dates only) also accepts license.LongTerm, for
 	// periods printed as ending 长期.
 	AllowLongTerm bool `json:"allow_long_term,omitempty"`
+	// Bind (strings only) is the license value the field must equal:
+	// BindHolderCode or BindHolderName (e.g. a business license's credit
+	// code and name are its holder's).
+	Bind string `json:"bind,omitempty"`
 
 	re *regexp.Regexp // ^(?:Pattern)$; nil without a pattern
 }

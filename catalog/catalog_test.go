@@ -208,6 +208,14 @@ func validLicense(t testing.TB, code string) *license.License {
 	if err := json.Unmarshal([]byte(b.fields), &l.Fields); err != nil {
 		t.Fatalf("%s: %v", code, err)
 	}
+	// The shipped types bind their holder's name to one of these face
+	// fields (bind: holder.name).
+	for _, k := range []string{"name", "operator_name", "company_name", "holder_name"} {
+		if v, ok := l.Fields[k].(string); ok {
+			l.Holder.Name = v
+			break
+		}
+	}
 	return l
 }
 
@@ -247,7 +255,7 @@ func TestTypeJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := slices.Sorted(maps.Keys(m))
-	want := []string{"code", "defining_authority", "fields", "holder_code_types", "issuing_level", "matters", "name", "validity"}
+	want := []string{"code", "defining_authority", "earliest_year", "fields", "holder_code_types", "issuing_level", "matters", "name", "validity"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("JSON keys %v, want %v", keys, want)
 	}
@@ -255,7 +263,9 @@ func TestTypeJSON(t *testing.T) {
 		`"code":"11100000000013338W011"`,
 		`"defining_authority":{"name":"国家市场监督管理总局","code":"11100000000013338W","level":"national"}`,
 		`"validity":{"long_term":true}`,
-		`{"name":"unified_social_credit_code","label":"统一社会信用代码","type":"string","required":true,"format":"credit_code"}`,
+		`{"name":"unified_social_credit_code","label":"统一社会信用代码","type":"string","required":true,"max_length":18,"format":"credit_code","bind":"holder.code"}`,
+		`{"name":"name","label":"名称","type":"string","required":true,"max_length":100,"bind":"holder.name"}`,
+		`"earliest_year":1949`,
 		`{"name":"business_term_to","label":"营业期限至","type":"date","required":true,"allow_long_term":true}`,
 	} {
 		if !strings.Contains(string(raw), s) {

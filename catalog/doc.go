@@ -18,6 +18,10 @@
 //	holder_code_types: ["001"]           # "001" credit code, "111" resident ID number, or both
 //	issuing_level: county                # lowest level that issues it: national|provincial|city|county|township
 //	validity: {long_term: true}          # or {years: 5}: valid until the day before the 5th anniversary
+//	earliest_year: 1949                  # optional (default 1949): no issue date or valid_from before it
+//	valid_from_before_issue: false       # optional: true allows valid_from before issue_date
+//	record_expired: false                # optional: true lets the stock conversion record licenses
+//	                                     #   whose validity already ended, stored 05 (expired) at once
 //	matters:
 //	  - {code: 330100-000-XK-00123, name: 企业设立登记}
 //	fields:                              # face fields, in printed order
@@ -28,7 +32,8 @@
 //	    format: credit_code              # strings: credit_code | resident_id (checked by package ident)
 //	    pattern: '[0-9A-HJ-NP-RTUW-Y]{18}' # strings: Go regexp, matched against the whole value
 //	    min_length: 18                   # strings: bounds in characters, not bytes
-//	    max_length: 18
+//	    max_length: 18                   # strings: required, at most 10000
+//	    bind: holder.code                # strings: must equal the license's holder.code (or holder.name)
 //	  - {name: established_date, label: 成立日期, type: date, required: true}
 //	  - {name: business_term_to, label: 营业期限至, type: date, allow_long_term: true}
 //	  - {name: sex, label: 性别, type: enum, enum: [男, 女]}
@@ -45,7 +50,13 @@
 // snake_case or is repeated; a missing label; an unknown field type; an
 // enum without values or values on a non-enum; a pattern, length bound or
 // format on a non-string; allow_long_term on a non-date; a pattern that
-// does not compile; a length bound below 1 or min_length above max_length.
+// does not compile; a length bound below 1 or min_length above max_length;
+// a string field without max_length (or one above 10000); a bind other
+// than holder.code or holder.name, or on a non-string; a credit_code
+// (resident_id) field bound to holder.code on a type not issued to
+// holder code type 001 (111) alone; an earliest_year outside 1800..2100;
+// a type name or enum value that breaks package signable's text rules
+// (they are signed).
 //
 // # Validation
 //

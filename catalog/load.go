@@ -18,12 +18,20 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
+	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/signable"
 )
 
 // Limits on catalog entries.
 const (
 	maxValidityYears = 100
 	maxFieldName     = 64
+	// maxStringLength bounds a string field's max_length: a face value
+	// is printed on a license.
+	maxStringLength = 10000
+	// earliest_year bounds.
+	minEarliestYear = 1800
+	maxEarliestYear = 2100
 )
 
 var (
@@ -49,6 +57,9 @@ type fileType struct {
 	Validity          *fileValidity `yaml:"validity"`
 	Matters           []fileMatter  `yaml:"matters"`
 	Fields            []fileField   `yaml:"fields"`
+	EarliestYear      *int          `yaml:"earliest_year"`
+	ValidFromBefore   bool          `yaml:"valid_from_before_issue"`
+	RecordExpired     bool          `yaml:"record_expired"`
 }
 
 type fileAuthority struct {
@@ -78,6 +89,7 @@ type fileField struct {
 	MaxLength     *int     `yaml:"max_length"`
 	Format        string   `yaml:"format"`
 	AllowLongTerm bool     `yaml:"allow_long_term"`
+	Bind          string   `yaml:"bind"`
 }
 
 // knownKeys maps the Go type names that yaml.v3 puts in "field x not found
@@ -273,6 +285,21 @@ func (d *doc) check() *Type {
 
 	t.Validity = d.checkValidity(ft.Validity)
 
+	t.EarliestYear = license.DefaultEarliestYear
+	if y := ft.EarliestYear; y != nil {
+		if *y < minEarliestYear || *y > maxEarliestYear {
+			d.add([]any{"earliest_year"}, "%d is outside %d..%d", *y, minEarliestYear, maxEarliestYear)
+		} else {
+			t.EarliestYear = *y
+		}
+	}
+	t.ValidFromBeforeIssue, t.RecordExpired = ft.ValidFromBefore, ft.RecordExpired
+	if t.Name != "" {
+		if err := signable.Check("name", t.Name, license.MaxNameLen); err != nil {
+			d.add([]any{"name"}, "%s (it is signed as the license's type_name)", textProblem(err))
+		}
+	}
+
 	seenMatter := map[string]int{}
 	for i, m := range ft.Matters {
 		switch {
@@ -310,8 +337,26 @@ func (d *doc) check() *Type {
 		}
 		t.byName[f.Name] = f
 		t.Fields = append(t.Fields, f)
+		if f.Bind == BindHolderCode && f.Format != "" {
+			want := ident.HolderCreditCode
+			if f.Format == FormatResidentID {
+				want = ident.HolderResidentID
+			}
+			if !slices.Equal(ft.HolderCodeTypes, []string{want}) {
+				d.add([]any{"fields", i, "bind"}, "a %s field bound to holder.code needs holder_code_types: [\"%s\"], or no holder could match it", f.Format, want)
+			}
+		}
 	}
 	return t
+}
+
+// textProblem is a signable refusal in the words of a catalog problem.
+func textProblem(err error) string {
+	var e *licensehub.Error
+	if errors.As(err, &e) {
+		return strings.TrimPrefix(strings.TrimPrefix(e.Message, e.Field), " ")
+	}
+	return err.Error()
 }
 
 // checkCode checks the type code and reports whether it is well-formed
@@ -441,7 +486,7 @@ func (d *doc) checkField(i int, ff *fileField) *Field {
 		case known && !isString:
 			bad(l.key, "only string fields have a length bound, and this field's type is %s", typ)
 		case *l.v < 1:
-			bad(l.key, "%d; a length bound is at least 1 (leave it out for no bound)", *l.v)
+			bad(l.key, "%d; a length bound is at least 1", *l.v)
 		default:
 			*l.out = *l.v
 		}
@@ -458,6 +503,26 @@ func (d *doc) checkField(i int, ff *fileField) *Field {
 	}
 	if ff.AllowLongTerm && known && typ != TypeDate {
 		bad("allow_long_term", "only date fields can be long-term, and this field's type is %s", typ)
+	}
+	switch {
+	case isString && ff.MaxLength == nil:
+		bad("max_length", "missing; every string field has a maximum length in characters (at most %d)", maxStringLength)
+	case isString && *ff.MaxLength > maxStringLength:
+		bad("max_length", "%d is more than %d", *ff.MaxLength, maxStringLength)
+	}
+	switch {
+	case ff.Bind == "":
+	case known && !isString:
+		bad("bind", "only string fields can be bound, and this field's type is %s", typ)
+	case !slices.Contains(Bindings, ff.Bind):
+		bad("bind", "%q is not a binding; bindings are %s", clip(ff.Bind, 32), strings.Join(Bindings, ", "))
+	default:
+		f.Bind = ff.Bind
+	}
+	for j, v := range ff.Enum {
+		if err := signable.Check("enum", v, 0); err != nil {
+			d.add([]any{"fields", i, "enum", j}, "%s (enum values are signed in license bodies)", textProblem(err))
+		}
 	}
 	if len(*d.ps) > before {
 		return nil

@@ -88,6 +88,27 @@ func TestLoadBase(t *testing.T) {
 	if f, ok := ty.Field("title"); !ok || f.re == nil || f.MaxLength != 10 {
 		t.Errorf("field title: %+v", f)
 	}
+	if p := ty.Policy(); p.EarliestYear != 1949 || p.ValidFromBeforeIssue || p.RecordExpired {
+		t.Errorf("default policy %+v", p)
+	}
+}
+
+// TestLoadPolicyAndBindings: the type attributes and field bindings are
+// read as written.
+func TestLoadPolicyAndBindings(t *testing.T) {
+	y := edit(t, "validity: {years: 5}\n", "validity: {years: 5}\nearliest_year: 1980\nvalid_from_before_issue: true\nrecord_expired: true\n",
+		"    max_length: 10\n", "    max_length: 10\n    bind: holder.name\n")
+	c, err := Load(writeCatalog(t, map[string]string{"test.yaml": y}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ty, _ := c.Type(baseCode)
+	if p := ty.Policy(); p.EarliestYear != 1980 || !p.ValidFromBeforeIssue || !p.RecordExpired {
+		t.Errorf("policy %+v", p)
+	}
+	if f, _ := ty.Field("title"); f.Bind != BindHolderName {
+		t.Errorf("title bind %q", f.Bind)
+	}
 }
 
 // TestLoadRefuses: each broken file is refused with a message that names
@@ -196,6 +217,30 @@ func TestLoadRefuses(t *testing.T) {
 		{"max_length zero", func(t *testing.T) string {
 			return edit(t, "max_length: 10", "max_length: 0")
 		}, baseCode, 17, "fields[0].max_length (title)", "a length bound is at least 1"},
+		{"string without max_length", func(t *testing.T) string {
+			return edit(t, "    max_length: 10\n", "")
+		}, baseCode, 12, "fields[0].max_length (title)", "missing; every string field has a maximum length"},
+		{"max_length too large", func(t *testing.T) string {
+			return edit(t, "max_length: 10", "max_length: 10001")
+		}, baseCode, 17, "fields[0].max_length (title)", "10001 is more than 10000"},
+		{"bind unknown", func(t *testing.T) string {
+			return edit(t, "    max_length: 10\n", "    max_length: 10\n    bind: holder.address\n")
+		}, baseCode, 18, "fields[0].bind (title)", `"holder.address" is not a binding; bindings are holder.code, holder.name`},
+		{"bind on an enum", func(t *testing.T) string {
+			return edit(t, "    enum: [a, b]\n", "    enum: [a, b]\n    bind: holder.name\n")
+		}, baseCode, 22, "fields[1].bind (kind)", "only string fields can be bound"},
+		{"bound resident ID on a credit-code type", func(t *testing.T) string {
+			return edit(t, "    max_length: 10\n", "    max_length: 18\n    format: resident_id\n    bind: holder.code\n")
+		}, baseCode, 19, "fields[0].bind (title)", `needs holder_code_types: ["111"]`},
+		{"earliest_year out of range", func(t *testing.T) string {
+			return edit(t, "validity: {years: 5}\n", "validity: {years: 5}\nearliest_year: 1700\n")
+		}, baseCode, 9, "earliest_year", "1700 is outside 1800..2100"},
+		{"enum value with a zero-width space", func(t *testing.T) string {
+			return edit(t, "enum: [a, b]", "enum: [a, \"b\u200b\"]")
+		}, baseCode, 21, "fields[1].enum[1] (kind)", "zero-width character"},
+		{"type name with a bidi override", func(t *testing.T) string {
+			return edit(t, "name: 测试证", "name: \"测试\u202e证\"")
+		}, baseCode, 2, "name", "bidirectional control character"},
 		{"duplicate field name", func(t *testing.T) string {
 			return edit(t, "  - name: kind", "  - name: title")
 		}, baseCode, 18, "fields[1].name (title)", "already the name of fields[0] (line 12)"},

@@ -15,6 +15,7 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/signable"
 )
 
 // Rule names: Details["rule"] of the errors Validate returns. They are part
@@ -32,6 +33,7 @@ const (
 	RuleEnum           = "enum"                   // not one of the enum's values
 	RuleLength         = ident.RuleLength         // too few or too many characters
 	RulePattern        = "pattern"                // does not match the field's pattern
+	RuleBinding        = "binding"                // a bound face field differs from the license value it is bound to
 )
 
 // maxSafeInteger is the largest integer a license body may carry
@@ -82,9 +84,14 @@ func (t *Type) Validate(l *license.License) error {
 //     value has the field's JSON type (type), is a real date YYYY-MM-DD
 //     (date) or, with allow_long_term, license.LongTerm; is an integer
 //     within ±(2^53−1) (type, range); is one of the enum's values (enum);
+//     for strings, follows package signable's text rules (valid UTF-8,
+//     NFC, no control, bidi, zero-width or private-use characters:
+//     invalid_utf8, replacement_character, nfc, control_character,
+//     bidi_control, zero_width, private_use, with Details["position"]);
 //     holds a valid code of the field's format (ident's rules); has
 //     min_length to max_length characters (length); matches the pattern
-//     (pattern);
+//     (pattern); and, bound with bind:, equals holder.code or
+//     holder.name (binding);
 //   - face fields the type does not define, by name (unknown_field).
 //
 // Each problem is a *licensehub.Error with Code licensehub.EINVALID, Field
@@ -113,7 +120,11 @@ func (t *Type) ValidateAll(l *license.License) []error {
 	}
 	for _, f := range t.Fields {
 		v, present := l.Fields[f.Name]
-		if err := f.check(t, v, present); err != nil {
+		err := f.check(t, v, present)
+		if err == nil && f.Bind != "" {
+			err = f.checkBinding(l, v)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -184,7 +195,13 @@ func (f *Field) check(t *Type, v any, present bool) error {
 		return nil
 	}
 
-	// string
+	// string: text rules first (they say what is wrong with a value
+	// every other check would only call malformed)
+	if rule, pos := signable.Problem(s); rule != "" {
+		e := signable.Error(path, rule, pos).(*licensehub.Error)
+		e.Message = strings.Replace(e.Message, path, what, 1)
+		return e
+	}
 	switch f.Format {
 	case FormatCreditCode:
 		if err := ident.ValidateCreditCode(s); err != nil {
@@ -216,6 +233,27 @@ func (f *Field) check(t *Type, v any, present bool) error {
 			"%s does not match the pattern %s", what, f.re.String())
 	}
 	return nil
+}
+
+// checkBinding checks that a bound field's value (present, a string, and
+// otherwise valid) equals the license value it is bound to.
+func (f *Field) checkBinding(l *license.License, v any) error {
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return nil
+	}
+	var want string
+	switch f.Bind {
+	case BindHolderCode:
+		want = l.Holder.Code
+	case BindHolderName:
+		want = l.Holder.Name
+	}
+	if s == want {
+		return nil
+	}
+	return invalid("fields."+f.Name, RuleBinding, map[string]any{"bound_to": f.Bind},
+		"%s (%s) must equal the license's %s", f.Label, f.Name, f.Bind)
 }
 
 // checkInteger checks the value of an integer field.

@@ -14,6 +14,7 @@ import (
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/signable"
 )
 
 // sampleYAML is a type with a field of every kind and every constraint.
@@ -30,9 +31,9 @@ fields:
   - {name: count, label: 数量, type: integer}
   - {name: kind, label: 种类, type: enum, enum: [甲, 乙]}
   - {name: online, label: 网络经营, type: boolean}
-  - {name: credit_code, label: 信用代码, type: string, format: credit_code}
-  - {name: id_number, label: 身份证号, type: string, format: resident_id}
-  - {name: note, label: 备注, type: string}
+  - {name: credit_code, label: 信用代码, type: string, format: credit_code, max_length: 18}
+  - {name: id_number, label: 身份证号, type: string, format: resident_id, max_length: 18}
+  - {name: note, label: 备注, type: string, max_length: 200}
 `
 
 func sampleType(t testing.TB) *Type {
@@ -268,6 +269,16 @@ func TestValidateAllReportsEverything(t *testing.T) {
 	}
 }
 
+// otherCreditCode is a valid unified social credit code of another
+// company than the business license example's holder.
+func otherCreditCode(t *testing.T) string {
+	c, err := ident.CreditCodeCheck("91330100MA2B00000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "91330100MA2B00000" + string(c)
+}
+
 // TestValidateBusinessLicense: the demo's license type, with the mistakes
 // departments make.
 func TestValidateBusinessLicense(t *testing.T) {
@@ -298,6 +309,24 @@ func TestValidateBusinessLicense(t *testing.T) {
 			wantErr{"fields.business_scope", RuleLength, map[string]any{"got": 4001, "max": 4000}, "has 4001 characters; want at most 4000"}},
 		{"a field of another type", func(l *license.License) { l.Fields["operator_name"] = "某店" },
 			wantErr{"fields.operator_name", RuleUnknownField, nil, "not a field of 营业执照"}},
+		{"fields.name differs from holder.name", func(l *license.License) { l.Fields["name"] = "另一家公司" },
+			wantErr{"fields.name", RuleBinding, map[string]any{"bound_to": "holder.name"}, "名称 (name) must equal the license's holder.name"}},
+		{"a foreign credit code on the face", func(l *license.License) { l.Fields["unified_social_credit_code"] = otherCreditCode(t) },
+			wantErr{"fields.unified_social_credit_code", RuleBinding, map[string]any{"bound_to": "holder.code"}, "must equal the license's holder.code"}},
+		{"right-to-left override in the address", func(l *license.License) { l.Fields["address"] = "杭州市\u202e路1号" },
+			wantErr{"fields.address", signable.RuleBidi, map[string]any{"position": 4}, "住所 (address) holds a bidirectional control character"}},
+		{"zero-width space in the representative", func(l *license.License) { l.Fields["legal_representative"] = "张\u200b三" },
+			wantErr{"fields.legal_representative", signable.RuleZeroWidth, map[string]any{"position": 2}, "zero-width"}},
+		{"decomposed text", func(l *license.License) { l.Fields["entity_type"] = "Socie\u0301te\u0301" },
+			wantErr{"fields.entity_type", signable.RuleNFC, map[string]any{"position": 5}, "normal form C"}},
+		{"line break in the scope", func(l *license.License) { l.Fields["business_scope"] = "零售\n批发" },
+			wantErr{"fields.business_scope", signable.RuleControl, map[string]any{"position": 3}, "control character"}},
+		{"private use character", func(l *license.License) { l.Fields["registration_authority"] = "市场\ue000局" },
+			wantErr{"fields.registration_authority", signable.RulePrivateUse, map[string]any{"position": 3}, "private-use"}},
+		{"replacement character from a lossy decode", func(l *license.License) { l.Fields["address"] = "\ufffd\ufffd\ufffd(" },
+			wantErr{"fields.address", signable.RuleReplacement, map[string]any{"position": 1}, "U+FFFD"}},
+		{"invalid UTF-8 built in Go", func(l *license.License) { l.Fields["address"] = "\xff\xfe\xc3\x28" },
+			wantErr{"fields.address", signable.RuleInvalidUTF8, map[string]any{"position": 1}, "not valid UTF-8"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -154,6 +154,9 @@ type Library struct {
 	// SweepInterval is how often licenses past their validity are marked
 	// expired (one instance at a time).
 	SweepInterval Duration `yaml:"sweep_interval"`
+	// IssueDateSkewDays is how many days after today (China Standard
+	// Time) a pushed license's issue date may be (0..7).
+	IssueDateSkewDays int `yaml:"issue_date_skew_days"`
 }
 
 // Auth configures member-system authentication.
@@ -249,7 +252,7 @@ func Default() Config {
 		Auth:    Auth{MembersFile: "configs/members.yaml", MaxSkew: Duration(5 * time.Minute)},
 		Audit:   Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
 		Catalog: Catalog{Dir: "configs/catalog"},
-		Library: Library{SweepInterval: Duration(time.Hour)},
+		Library: Library{SweepInterval: Duration(time.Hour), IssueDateSkewDays: 1},
 		Lookup:  Lookup{MattersFile: "configs/matters.yaml", AccessCodeTTL: Duration(10 * time.Minute), UseTTL: Duration(24 * time.Hour)},
 		Conversion: Conversion{MappingsDir: "configs/conversion", Workers: 16, CheckpointRows: 1000,
 			CheckpointEvery: Duration(2 * time.Second), LeaseTTL: Duration(30 * time.Second), Poll: Duration(2 * time.Second),
@@ -536,6 +539,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if strings.TrimSpace(c.Signing.KeysDir) == "" {
 		bad("signing.keys_dir", "is required: the keyring of the issuing authorities' keys lives there")
+	}
+	if d := c.Library.IssueDateSkewDays; d < 0 || d > 7 {
+		bad("library.issue_date_skew_days", "must be between 0 and 7 days, got %d", d)
 	}
 	if c.Audit.SegmentRecords < 1 || c.Audit.SegmentRecords > 1_000_000 {
 		bad("audit.segment_records", "must be between 1 and 1000000, got %d", c.Audit.SegmentRecords)

@@ -62,6 +62,8 @@ func TestLoadProblemsNameTheKey(t *testing.T) {
 		{"authorities not a map", "authorities: configs/authorities.yaml\n", nil, "authorities", "mapping"},
 		{"holder key required outside demo", "demo:\n  enabled: false\n", nil, "audit.holder_key", "32"},
 		{"segment size", "audit:\n  segment_records: 0\n", nil, "audit.segment_records", "between"},
+		{"issue date skew", "library:\n  issue_date_skew_days: 30\n", nil, "library.issue_date_skew_days", "between 0 and 7 days"},
+		{"negative issue date skew", "", []string{"HUB_LIBRARY_ISSUE_DATE_SKEW_DAYS=-1"}, "library.issue_date_skew_days", "between 0 and 7 days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/licensehub/licensehub/catalog"
 	"github.com/licensehub/licensehub/ident"
 	"github.com/licensehub/licensehub/license"
+	"github.com/licensehub/licensehub/signable"
 )
 
 // EarliestYear is the first year a legacy date may have: the registers
@@ -207,7 +208,8 @@ func (c *rowCtx) mapped(s *src, raw string) (string, *Reject) {
 // Request turns one row into a push request for the library, or rejects
 // it naming the line, the field and the reason code. In order:
 //
-//   - values are trimmed (spaces, tabs, U+3000 and other Unicode spaces);
+//   - values are trimmed (spaces, tabs, U+3000 and other Unicode spaces)
+//     and put in Unicode NFC;
 //     an empty value is absent. Fixed values replace the row's, then
 //     value maps rewrite (a strict map refuses unlisted values: BAD_VALUE);
 //   - number, holder.name, holder.code and issue_date are required
@@ -546,17 +548,22 @@ func isBlank(r rune) bool {
 	return unicode.IsSpace(r) || r == '\u200b' || r == '\ufeff'
 }
 
-// cleanValue trims blanks from both ends of s, without allocating.
+// cleanValue trims blanks from both ends of s and puts it in Unicode NFC
+// (legacy registers are converted by the hub itself, so canonically
+// equivalent text is written in the one form the library signs; what
+// the library refuses otherwise, such as a zero-width or control
+// character inside a value, is left for it to report). It allocates
+// only when something changes.
 func cleanValue(s string) string {
 	if s == "" {
 		return s
 	}
 	first, _ := utf8.DecodeRuneInString(s)
 	last, _ := utf8.DecodeLastRuneInString(s)
-	if !isBlank(first) && !isBlank(last) {
-		return s // the common case: nothing to trim
+	if isBlank(first) || isBlank(last) {
+		s = strings.TrimFunc(s, isBlank)
 	}
-	return strings.TrimFunc(s, isBlank)
+	return signable.Normalize(s)
 }
 
 // isLibraryNumber reports whether the library takes s as a license

@@ -164,7 +164,7 @@ func (l *Library) Import(ctx context.Context, doc []byte, prov Provenance) (*Pus
 	if err != nil {
 		return nil, err
 	}
-	st, seq, by := current(recs)
+	st, seq, by := current(recs, StatusValid)
 	if err := l.indexForeign(ctx, s, st, seq, by); err != nil {
 		return nil, err
 	}
@@ -320,7 +320,7 @@ func (l *Library) applyForeign(ctx context.Context, s *stored, seq int, envelope
 		if err != nil {
 			return "", err
 		}
-		cur, last, by := current(recs)
+		cur, last, by := current(recs, StatusValid)
 		switch {
 		case seq <= last:
 			// Complete the index of an application that was interrupted.

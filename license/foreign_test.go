@@ -386,7 +386,7 @@ func TestForeignReadOnly(t *testing.T) {
 			reason string
 		}{
 			{"ChangeStatus", func() error {
-				_, err := f.lib.ChangeStatus(ctxT(t), lic.Identifier, OpSuspend, "", "app-market")
+				_, err := f.lib.ChangeStatus(ctxT(t), lic.Identifier, OpSuspend, "inspection", "app-market")
 				return err
 			}, "foreign_license"},
 			{"NewVersion", func() error {

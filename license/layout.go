@@ -42,7 +42,20 @@ const (
 const (
 	metaDigest = "digest" // hex SM3 of the canonical push content
 	metaOp     = "op"     // new, renew or change
+	// metaInitial is the status a license object starts with when it is
+	// not valid: "05" on a historic license recorded already expired.
+	// Absent: valid. Its status records, when any, come after it.
+	metaInitial = "initial-status"
 )
+
+// initialStatus is the status a license object's metadata starts it
+// with (see metaInitial).
+func initialStatus(meta map[string]string) Status {
+	if Status(meta[metaInitial]) == StatusExpired {
+		return StatusExpired
+	}
+	return StatusValid
+}
 
 const docContentType = "application/json"
 

@@ -74,6 +74,12 @@ type Config struct {
 	// the push has none); nil: the push's own values are used.
 	TypeName func(typeCode string) string
 
+	// IssueDateSkewDays is how many days after today (in China) an issue
+	// date may be, for a department whose clock or day boundary differs;
+	// negative counts as 0. The hub's config key is
+	// library.issue_date_skew_days (default 1).
+	IssueDateSkewDays int
+
 	Clock     func() time.Time // nil: time.Now
 	Logger    *slog.Logger     // nil: slog.Default(); holder codes are never logged
 	OpTimeout time.Duration    // per object store / KV call; 0: 10s
@@ -236,6 +242,9 @@ func NewLibrary(cfg Config) (*Library, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.IssueDateSkewDays < 0 {
+		cfg.IssueDateSkewDays = 0
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -312,8 +313,10 @@ func TestTransitionTable(t *testing.T) {
 					want, ok := wantTransition[st.name][op]
 					if !ok {
 						var e *licensehub.Error
-						if !errors.As(err, &e) || e.Code != licensehub.ECONFLICT || e.Details["current_status"] != before.StatusName {
-							t.Fatalf("illegal %s from %s: got %v, want ECONFLICT with current_status %q", op, st.name, err, before.StatusName)
+						if !errors.As(err, &e) || e.Code != licensehub.EILLEGALTRANSITION || e.Details["current_status"] != before.StatusName ||
+							e.Details["current_status_code"] != string(before.Status) || !strings.Contains(e.Message, before.StatusName) {
+							t.Fatalf("illegal %s from %s: got %v, want %s with current_status %q (%s)", op, st.name, err,
+								licensehub.EILLEGALTRANSITION, before.StatusName, before.Status)
 						}
 						after, _ := f.lib.Get(ctx, id)
 						if after.Status != before.Status || len(after.History) != len(before.History) {
@@ -359,6 +362,7 @@ func TestNewVersion(t *testing.T) {
 		v1 := mustPush(t, f.lib, req)
 		renewal := req
 		renewal.IssueDate, renewal.ValidFrom, renewal.ValidUntil = "2031-11-01", "2031-11-20", "2036-11-19"
+		f.clock.Set(time.Date(2031, 11, 1, 8, 0, 0, 0, time.UTC)) // renewed near the end of v1's validity
 		v2, err := f.lib.NewVersion(ctx, v1.Identifier, renewal, OpRenew)
 		if err != nil {
 			t.Fatal(err)
@@ -396,7 +400,7 @@ func TestNewVersion(t *testing.T) {
 		if _, err := f.lib.NewVersion(ctx, v1.Identifier, renewal, OpChange); !licensehub.IsCode(err, licensehub.ECONFLICT) {
 			t.Fatalf("new version of superseded: %v", err)
 		}
-		if _, err := f.lib.ChangeStatus(ctx, v1.Identifier, OpRestore, "", ""); !licensehub.IsCode(err, licensehub.ECONFLICT) {
+		if _, err := f.lib.ChangeStatus(ctx, v1.Identifier, OpRestore, "", ""); !licensehub.IsCode(err, licensehub.EILLEGALTRANSITION) {
 			t.Fatalf("restore superseded: %v", err)
 		}
 		// A change must keep the identity.
@@ -441,12 +445,12 @@ func TestSweeperOnceWithTwoInstances(t *testing.T) {
 			}
 			res := mustPush(t, f.lib, req)
 			if i == 1 {
-				if _, err := f.lib.ChangeStatus(ctx, res.Identifier, OpSuspend, "", ""); err != nil {
+				if _, err := f.lib.ChangeStatus(ctx, res.Identifier, OpSuspend, "inspection", ""); err != nil {
 					t.Fatal(err)
 				}
 			}
 			if i == 2 {
-				if _, err := f.lib.ChangeStatus(ctx, res.Identifier, OpRevoke, "", ""); err != nil {
+				if _, err := f.lib.ChangeStatus(ctx, res.Identifier, OpRevoke, "penalty decision 2026-7", ""); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -506,7 +510,7 @@ func TestSweeperOnceWithTwoInstances(t *testing.T) {
 			}
 		}
 		// And without the lock, the create-only record still allows one.
-		if _, err := f.lib.ChangeStatus(ctx, due[0], OpExpire, "again", SweeperApp); !licensehub.IsCode(err, licensehub.ECONFLICT) {
+		if _, err := f.lib.ChangeStatus(ctx, due[0], OpExpire, "again", SweeperApp); !licensehub.IsCode(err, licensehub.EILLEGALTRANSITION) {
 			t.Fatalf("second expire: %v", err)
 		}
 	})

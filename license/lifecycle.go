@@ -44,8 +44,12 @@ const retryWindow = 15 * time.Minute
 // expire) to identifier: it appends a signed status record
 // status/<identifier>/<seq>.json create-only (seq = last + 1; a conflict
 // is a concurrent change: re-read and re-check), then updates the index and
-// records the exchange event. An illegal transition is ECONFLICT with
-// Details {"current_status": name}. A retry of a change that succeeded
+// records the exchange event. suspend, cancel, withdraw and revoke need a
+// reason (EINVALID, field reason, rule required); a reason has at most
+// MaxReasonLen characters and follows package signable's text rules; it
+// is stored and signed in the status record. An illegal transition is
+// EILLEGALTRANSITION (409) with Details {"current_status": name,
+// "current_status_code": code}. A retry of a change that succeeded
 // (same op, reason and app as the last record, within 15 minutes) returns
 // that record again after completing its index and event.
 func (l *Library) ChangeStatus(ctx context.Context, identifier, op, reason, app string) (*StatusChange, error) {
@@ -56,8 +60,8 @@ func (l *Library) ChangeStatus(ctx context.Context, identifier, op, reason, app 
 	if !known {
 		return nil, invalid("op", "operation %q is not one of suspend, restore, cancel, withdraw, revoke, expire", clip(op))
 	}
-	if len(reason) > 1024 {
-		return nil, invalid("reason", "at most 1024 bytes")
+	if err := checkReason(op, reason); err != nil {
+		return nil, err
 	}
 	if _, err := parseID(identifier); err != nil {
 		return nil, err
@@ -79,7 +83,7 @@ func (l *Library) appendStatus(ctx context.Context, s *stored, op, reason, app, 
 		if err != nil {
 			return nil, err
 		}
-		cur, seq, by := current(recs)
+		cur, seq, by := current(recs, s.initial)
 		now := l.cfg.Clock()
 		to, ok := Transition(cur, op)
 		if !ok {
@@ -91,8 +95,8 @@ func (l *Library) appendStatus(ctx context.Context, s *stored, op, reason, app, 
 					return &last, l.afterStatus(ctx, s, &last)
 				}
 			}
-			return nil, &licensehub.Error{Code: licensehub.ECONFLICT, Field: "op",
-				Message: "cannot " + op + " a license that is " + statusName(cur, by),
+			return nil, &licensehub.Error{Code: licensehub.EILLEGALTRANSITION, Field: "op",
+				Message: "cannot " + op + " a license that is " + statusName(cur, by) + " (status " + string(cur) + ")",
 				Details: map[string]any{"current_status": statusName(cur, by), "current_status_code": string(cur)}}
 		}
 		rec := StatusChange{Identifier: id, Seq: seq + 1, From: cur, To: to, Op: op, Reason: reason, App: app,
@@ -219,10 +223,10 @@ func (l *Library) NewVersion(ctx context.Context, identifier string, req Version
 	if err != nil {
 		return nil, err
 	}
-	cur, _, by := current(recs)
+	cur, _, by := current(recs, old.initial)
 	if _, ok := Transition(cur, OpSupersede); !ok && by != next.String() {
-		return nil, &licensehub.Error{Code: licensehub.ECONFLICT, Field: "identifier",
-			Message: "cannot make a new version of a license that is " + statusName(cur, by),
+		return nil, &licensehub.Error{Code: licensehub.EILLEGALTRANSITION, Field: "identifier",
+			Message: "cannot make a new version of a license that is " + statusName(cur, by) + " (status " + string(cur) + ")",
 			Details: map[string]any{"current_status": statusName(cur, by), "current_status_code": string(cur), "superseded_by": by}}
 	}
 	now := l.cfg.Clock()

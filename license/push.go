@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
@@ -30,6 +31,10 @@ type prepared struct {
 	attach  *AttachmentData
 	attHex  string
 	natural string // KV key of the natural key
+	// initial is the status the license is stored with: StatusValid, or
+	// StatusExpired for a historic license the catalog lets the stock
+	// conversion record.
+	initial Status
 }
 
 // serialOf makes the identifier's serial from a license number: upper
@@ -52,18 +57,22 @@ func invalid(field, format string, args ...any) error {
 
 func parseDate(field, s string) (time.Time, error) {
 	if s == "" {
-		return time.Time{}, invalid(field, "required (YYYY-MM-DD)")
+		return time.Time{}, invalidRule(field, RuleRequired, nil, "required (YYYY-MM-DD)")
 	}
 	t, err := time.ParseInLocation(DateLayout, s, CST)
 	if err != nil || t.Format(DateLayout) != s {
-		return time.Time{}, invalid(field, "%q is not a date (YYYY-MM-DD)", clip(s))
+		return time.Time{}, invalidRule(field, RuleDate, nil, "%q is not a date (YYYY-MM-DD)", clip(s))
 	}
 	return t, nil
 }
 
 func clip(s string) string {
 	if len(s) > 40 {
-		return s[:40] + "…"
+		n := 40
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		return s[:n] + "…"
 	}
 	return s
 }
@@ -82,6 +91,12 @@ func (l *Library) prepare(ctx context.Context, req *PushRequest, version int, pr
 	}
 	if !ok || v == nil {
 		return nil, invalid("type_code", "license type %q is not in the catalog", clip(req.TypeCode))
+	}
+	pol := policyOf(v)
+	// Text rules for everything that goes into the signed body, then the
+	// issuer against the authority registry (which may fill its name).
+	if err := checkText(req); err != nil {
+		return nil, err
 	}
 	if err := l.checkAuthority(req); err != nil {
 		return nil, err
@@ -115,36 +130,13 @@ func (l *Library) prepare(ctx context.Context, req *PushRequest, version int, pr
 		}
 		return nil, ident.WithField(err, field)
 	}
-	issue, err := parseDate("issue_date", req.IssueDate)
+	// Dates: real, plausible and in order (the type's policy).
+	dd, err := l.checkDates(req, pol, now)
 	if err != nil {
 		return nil, err
 	}
-	from, err := parseDate("valid_from", req.ValidFrom)
-	if err != nil {
-		return nil, err
-	}
-	if from.Before(issue) {
-		return nil, invalid("valid_from", "valid_from %s is before issue_date %s", req.ValidFrom, req.IssueDate)
-	}
-	until := req.ValidUntil
-	if until == "" && l.cfg.DefaultValidUntil != nil {
-		if until, err = l.cfg.DefaultValidUntil(req.TypeCode, req.ValidFrom); err != nil {
-			return nil, ident.WithField(err, "valid_until")
-		}
-	}
-	switch until {
-	case "":
-		return nil, invalid("valid_until", "required: the catalog gives no default for this type")
-	case LongTerm:
-	default:
-		u, err := parseDate("valid_until", until)
-		if err != nil {
-			return nil, err
-		}
-		if u.Before(from) {
-			return nil, invalid("valid_until", "valid_until %s is before valid_from %s", until, req.ValidFrom)
-		}
-	}
+	until := dd.until
+	p.initial = dd.initial
 	if len(req.AreaCode) != 6 || strings.Trim(req.AreaCode, "0123456789") != "" {
 		return nil, invalid("area_code", "area code must be 6 digits (GB/T 2260)")
 	}
@@ -363,7 +355,13 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 	// write both arbitrates concurrent pushes and stores the record, in one
 	// atomic step.
 	id := p.id.String()
-	created, raw, info, err := l.createLicense(ctx, id, p.doc, map[string]string{metaDigest: p.digest, metaOp: p.op})
+	meta := map[string]string{metaDigest: p.digest, metaOp: p.op}
+	if p.initial == StatusExpired {
+		// A historic license: expired from its very first write, so that
+		// no reader ever sees it valid.
+		meta[metaInitial] = string(StatusExpired)
+	}
+	created, raw, info, err := l.createLicense(ctx, id, p.doc, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +396,11 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 			p.signed, _ = d.SignedTime()
 		}
 	}
-	if err := l.indexNew(ctx, &lic, p.serial, p.op, p.signed, StatusValid, 0, ""); err != nil {
+	initial := p.initial
+	if !created {
+		initial = initialStatus(info.Metadata)
+	}
+	if err := l.indexNew(ctx, &lic, p.serial, p.op, p.signed, initial, 0, ""); err != nil {
 		return nil, err
 	}
 	return &PushResult{Identifier: id, Document: doc, Created: created}, nil

@@ -21,6 +21,8 @@ type stored struct {
 	// foreign is the provenance of a foreign license (object metadata);
 	// nil for a license of this city.
 	foreign *Provenance
+	// initial is the status before any status record (metaInitial).
+	initial Status
 }
 
 func parseID(id string) (ident.Identifier, error) {
@@ -48,7 +50,7 @@ func parseStored(raw []byte, info licensehub.ObjectInfo) (*stored, error) {
 	if err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "stored license %s is unreadable", info.Key)
 	}
-	s := &stored{doc: raw, op: info.Metadata[metaOp], foreign: foreignOf(info.Metadata)}
+	s := &stored{doc: raw, op: info.Metadata[metaOp], foreign: foreignOf(info.Metadata), initial: initialStatus(info.Metadata)}
 	if err := json.Unmarshal(d.Body, &s.lic); err != nil {
 		return nil, licensehub.Wrap(err, licensehub.EINTERNAL, "stored license %s has a bad body", info.Key)
 	}
@@ -134,10 +136,14 @@ func (l *Library) readStatus(ctx context.Context, id string, seq int) (*StatusCh
 	return &rec, nil
 }
 
-// current derives the status from the last record (valid when none).
-func current(recs []StatusChange) (st Status, seq int, supersededBy string) {
+// current derives the status from the last record (initial when none:
+// valid, or expired for a historic license; see stored.initial).
+func current(recs []StatusChange, initial Status) (st Status, seq int, supersededBy string) {
 	if len(recs) == 0 {
-		return StatusValid, 0, ""
+		if initial == "" {
+			initial = StatusValid
+		}
+		return initial, 0, ""
 	}
 	last := recs[len(recs)-1]
 	return last.To, last.Seq, last.SupersededBy
@@ -166,7 +172,7 @@ func (l *Library) Get(ctx context.Context, identifier string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, seq, by := current(recs)
+	st, seq, by := current(recs, s.initial)
 	versions, err := l.versions(ctx, pid)
 	if err != nil {
 		return nil, err
@@ -177,7 +183,7 @@ func (l *Library) Get(ctx context.Context, identifier string) (*Record, error) {
 		next, _ := pid.Next()
 		if rec, err := l.supersede(ctx, identifier, next.String(), &s.lic); err == nil {
 			recs = append(recs, *rec)
-			st, seq, by = current(recs)
+			st, seq, by = current(recs, s.initial)
 		} else {
 			l.log.WarnContext(ctx, "completing a supersede record failed", "identifier", identifier, "err", err)
 		}
@@ -323,7 +329,7 @@ func (l *Library) Status(ctx context.Context, identifier string) (Status, error)
 	if err != nil {
 		return StatusUnknown, err
 	}
-	st, seq, by := current(recs)
+	st, seq, by := current(recs, s.initial)
 	if err := l.repairEntry(ctx, s, st, seq, by); err != nil {
 		l.log.WarnContext(ctx, "license index repair failed", "identifier", identifier, "err", err)
 	}
@@ -413,7 +419,7 @@ func (l *Library) holderMember(ctx context.Context, holderCode, id string) (*Sum
 	if err != nil {
 		return nil, err
 	}
-	st, seq, by := current(recs)
+	st, seq, by := current(recs, s.initial)
 	if err := l.repairEntry(ctx, s, st, seq, by); err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 			report("%s: identifier %q does not match the key", key, id)
 			return nil
 		}
-		it := &item{s: &stored{lic: s.lic, op: s.op, signed: s.signed, foreign: s.foreign}, serial: pid.Serial, pid: pid}
+		it := &item{s: &stored{lic: s.lic, op: s.op, signed: s.signed, foreign: s.foreign, initial: s.initial}, serial: pid.Serial, pid: pid}
 		if seq := lastSeq[id]; seq > 0 {
 			rec, err := l.readStatus(ctx, id, seq)
 			if err != nil {
@@ -124,7 +124,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 		if prev == nil || it.s.foreign != nil || prev.s.foreign != nil {
 			continue // foreign versions are superseded by the province's own events
 		}
-		if _, _, by := current(prev.status); by == id {
+		if _, _, by := current(prev.status, prev.s.initial); by == id {
 			continue
 		}
 		rec, err := l.supersede(ctx, prev.s.lic.Identifier, id, &prev.s.lic)
@@ -157,7 +157,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 	err = l.parallel(ctx, ids, func(id string) error {
 		it := items[id]
 		lic := &it.s.lic
-		st, seq, by := current(it.status)
+		st, seq, by := current(it.status, it.s.initial)
 		foreign := it.s.foreign != nil // came from the province: no outbound events, no expiry sweep
 		// Missing outbox events of the license and of its last change.
 		if !foreign && !outbox[eventID(id, it.s.op, 0)] {

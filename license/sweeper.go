@@ -65,7 +65,8 @@ func (l *Library) ExpireDue(ctx context.Context, now time.Time) (int, error) {
 			switch {
 			case err == nil:
 				expired++
-			case isCode(err, licensehub.ECONFLICT), isCode(err, licensehub.ELICNOTFOUND), isCode(err, licensehub.EINVALID):
+			case isCode(err, licensehub.EILLEGALTRANSITION), isCode(err, licensehub.ECONFLICT),
+				isCode(err, licensehub.ELICNOTFOUND), isCode(err, licensehub.EINVALID):
 				// Already terminal (or gone): no longer a candidate.
 				_ = l.kvDo(ctx, func(c context.Context) error { return l.cfg.KV.ZRem(c, kvExpiry, m.Member) })
 			default:

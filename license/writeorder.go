@@ -8,7 +8,7 @@
 //
 // Object store layout:
 //
-//	licenses/<identifier>.json            signed license document (create-only); metadata digest, op
+//	licenses/<identifier>.json            signed license document (create-only); metadata digest, op[, initial-status]
 //	status/<identifier>/<seq %06d>.json   signed status record {identifier, seq, from, to, op, reason, app, at, superseded_by}
 //	idempotency/<app>/<hex SM3 of key>.json  {digest, natural, app, at} (create-only)
 //	attachments/sm3/<hex SM3>             attachment bytes, content-addressed (create-only)
@@ -39,7 +39,8 @@
 //
 // # Push: the write order
 //
-//  1. Validate (catalog, holder code, dates, number), compute the content
+//  1. Validate (text rules of package signable, catalog with its face-field
+//     bindings, holder code, dates and their plausibility, number), compute the content
 //     digest (SM3 of the canonical request without app and key), get the
 //     authority's signer and sign. Nothing is written before this passes,
 //     so a rejected push leaves nothing behind.
@@ -77,8 +78,12 @@
 //
 // # Status changes and versions
 //
-// The current status is the last status record (valid when there is
-// none): derivable from the object store alone. A change reads the last
+// The current status is the last status record (when there is none:
+// valid, or the license object's initial-status metadata, "05" on a
+// historic license the stock conversion recorded already expired, see
+// Policy.RecordExpired; it is written with the object, in the same
+// create, so such a license never reads as valid): derivable from the
+// object store alone. A change reads the last
 // record, checks the transition (Transition; terminal states allow
 // nothing), sets lic:pending:<id>, writes the next seq create-only (a
 // conflict is a concurrent change: re-read and re-check), then updates

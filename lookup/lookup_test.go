@@ -357,8 +357,15 @@ func TestMaterialStates(t *testing.T) {
 			missing: []string{"营业执照", "法定代表人身份核验证明"},
 		},
 		{
-			name:    "expired by date",
-			setup:   func(t *testing.T, f *fixture) { f.push(t, typeBiz, "B001", holderOrg, "2025-12-31") },
+			name: "expired by date",
+			setup: func(t *testing.T, f *fixture) {
+				// Pushed while valid (an expired license is refused); its
+				// validity ended since, and the sweeper has not run yet.
+				back := f.clk.Now().Sub(time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
+				f.clk.Add(-back)
+				f.push(t, typeBiz, "B001", holderOrg, "2025-12-31")
+				f.clk.Add(back)
+			},
 			want:    map[string]string{"营业执照": StateExpired},
 			missing: []string{"营业执照", "法定代表人身份核验证明"},
 		},

@@ -25,6 +25,7 @@ func openLibrary(cfg *config.Config, b *backends, ring *signing.Keyring, authori
 	lib, err := license.NewLibrary(license.Config{
 		Objects: b.objects, KV: b.kv, Signers: ring, Logger: log, Authorities: authorities,
 		Catalog: license.CatalogFunc(cat.Validator), DefaultValidUntil: cat.DefaultValidUntil, TypeName: cat.TypeName,
+		IssueDateSkewDays: cfg.Library.IssueDateSkewDays,
 	})
 	if err != nil {
 		return nil, nil, err
