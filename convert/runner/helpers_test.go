@@ -330,7 +330,7 @@ func (e *hubEnv) preload(t testing.TB, d *dataset) {
 // csvOpener opens data as the test mapping's reader, every time afresh.
 func csvOpener(t testing.TB, data []byte) func() (convert.Reader, error) {
 	return func() (convert.Reader, error) {
-		return convert.OpenReader(bytes.NewReader(data), int64(len(data)), convert.FormatCSV, convert.EncodingUTF8, "")
+		return convert.OpenReader(bytes.NewReader(data), int64(len(data)), convert.FormatCSV, convert.EncodingUTF8, "", 0)
 	}
 }
 
