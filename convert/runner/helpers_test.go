@@ -462,17 +462,24 @@ func checkRejects(t testing.TB, got, want []convert.Reject) {
 	}
 }
 
-// blockingLibrary holds pushes while gate is closed, and counts them.
+// hookedLibrary counts pushes and calls its hooks at each.
 type hookedLibrary struct {
 	Library
 	pushes atomic.Int64
 	before func(n int64) // called before push n (1-based)
+	// hold, when it reports true for push n, makes the push wait for its
+	// context to end (the run stopping) instead of going on.
+	hold func(n int64) bool
 }
 
 func (h *hookedLibrary) Push(ctx context.Context, req license.PushRequest) (*license.PushResult, error) {
 	n := h.pushes.Add(1)
 	if h.before != nil {
 		h.before(n)
+	}
+	if h.hold != nil && h.hold(n) {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	return h.Library.Push(ctx, req)
 }
