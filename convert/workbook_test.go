@@ -155,3 +155,36 @@ func TestXLSXUnzipLimits(t *testing.T) {
 		clean()
 	})
 }
+
+// FuzzCheckWorkbook: any bytes are checked from the zip directory alone,
+// without a panic, and refused only with INVALID_ARGUMENT; what it passes
+// unpacks (by archive/zip's own reading of the directory, which bounds
+// each part's data) to at most the limit.
+func FuzzCheckWorkbook(f *testing.F) {
+	base := permitWorkbook(f)
+	f.Add(base)
+	f.Add(testenv.ZipWith(f, base, testenv.ZipPart{Name: "xl/worksheets/sheet1.xml", Data: "<row/>", Repeat: 1 << 20}))
+	f.Add(testenv.ZipWith(f, base, testenv.ZipPart{Name: "xl/styles.xml", Data: " ", Repeat: 1, Declared: 1 << 40}))
+	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const limit = 1 << 20
+		err := CheckWorkbook(bytes.NewReader(data), int64(len(data)), limit)
+		if err != nil {
+			if !licensehub.IsCode(err, licensehub.EINVALID) {
+				t.Fatalf("refused with %v, want INVALID_ARGUMENT", err)
+			}
+			return
+		}
+		zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("passed, but archive/zip cannot read it: %v", err)
+		}
+		var total uint64
+		for _, f := range zr.File {
+			total += f.UncompressedSize64
+			if f.UncompressedSize64 > limit || total > limit {
+				t.Fatalf("passed a workbook unpacking to more than %d bytes", limit)
+			}
+		}
+	})
+}
