@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/emmansun/gmsm/sm3"
+	"github.com/xuri/excelize/v2"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/audit"
@@ -26,6 +27,7 @@ import (
 	"github.com/licensehub/licensehub/convert"
 	"github.com/licensehub/licensehub/convert/runner"
 	"github.com/licensehub/licensehub/ident"
+	"github.com/licensehub/licensehub/internal/testenv"
 )
 
 const (
@@ -140,6 +142,9 @@ type convHub struct {
 	trail   *audit.Trail
 }
 
+// testUnzipLimit is conversion.xlsx_max_unzipped in these tests.
+const testUnzipLimit = 1 << 20
+
 // startConversions serves the conversion routes on a real library and a
 // real runner (filesystem store, in-process KV), the runner serving jobs
 // until the test ends.
@@ -164,7 +169,7 @@ func startConversions(t *testing.T, maxUpload int64) *convHub {
 	}
 	run, err := runner.New(runner.Config{Library: lib, Objects: objects, KV: kv, Mappings: mappings,
 		Workers: 4, CheckpointRows: 2, CheckpointEvery: 50 * time.Millisecond, LeaseTTL: 5 * time.Second,
-		Owner: "test-instance", OpTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+		Owner: "test-instance", OpTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler), XLSXMaxUnzipped: testUnzipLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +308,23 @@ func TestConversionOverHTTP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("xlsx zip bomb", func(t *testing.T) {
+		f := excelize.NewFile()
+		f.SetSheetRow("Sheet1", "A1", &[]any{"注册号", "企业名称"})
+		var book bytes.Buffer
+		if _, err := f.WriteTo(&book); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		// 50 MiB of sheet XML in a zip of some 100 KiB.
+		bomb := testenv.ZipWith(t, book.Bytes(), testenv.ZipPart{Name: "xl/worksheets/sheet1.xml", Data: "<row/>", Repeat: 50 << 20 / 6})
+		resp, b := h.upload(t, "converter", url.Values{"mapping": {"test-register"}, "format": {"xlsx"}}, bomb, uploadOpts{})
+		e := decodeError(t, b)
+		if resp.StatusCode != 400 || e.Code != licensehub.EINVALID || e.Details["field"] != "source" ||
+			e.Details["limit_bytes"] != float64(testUnzipLimit) || !strings.Contains(e.Message, "unpacks to more than 1 MiB") {
+			t.Errorf("%d %s, want 400 %s field source naming the 1 MiB limit", resp.StatusCode, b, licensehub.EINVALID)
+		}
+	})
 	if n := h.storedUnder(t, "conversions/"); n != 0 {
 		t.Fatalf("refused uploads left %d objects under conversions/", n)
 	}

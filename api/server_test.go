@@ -296,10 +296,12 @@ func TestMetricsByRoute(t *testing.T) {
 func TestShutdownLetsInFlightRequestFinish(t *testing.T) {
 	logs := &syncBuffer{}
 	srv := New(Options{Config: config.Default().Server, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
-	started := make(chan struct{})
+	// The request is held until Shutdown has begun (its listener closed),
+	// so it is in flight then whatever the pace of the machine.
+	started, release := make(chan struct{}), make(chan struct{})
 	srv.Router().Get("/slow", func(c *fiber.Ctx) error {
 		close(started)
-		time.Sleep(2 * time.Second)
+		<-release
 		return c.SendString("done")
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -327,9 +329,31 @@ func TestShutdownLetsInFlightRequestFinish(t *testing.T) {
 		got <- result{string(b), err}
 	}()
 	<-started
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- srv.Shutdown(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			break // no longer accepting: the shutdown has begun
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("still accepting connections 30s after Shutdown was called")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-shutdown:
+		close(release)
+		t.Fatalf("Shutdown returned (%v) while a request was in flight", err)
+	default:
+	}
+	close(release)
+	if err := <-shutdown; err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	if r := <-got; r.err != nil || r.body != "done" {

@@ -95,6 +95,9 @@ type Conversion struct {
 	Poll Duration `yaml:"poll"`
 	// MaxUpload bounds an uploaded source file (POST /v1/conversions).
 	MaxUpload ByteSize `yaml:"max_upload"`
+	// XLSXMaxUnzipped bounds what an XLSX workbook (a zip) may unpack to,
+	// in all: a larger one (a zip bomb) is refused before it is unpacked.
+	XLSXMaxUnzipped ByteSize `yaml:"xlsx_max_unzipped"`
 }
 
 // Lookup configures the once-only lookups.
@@ -256,7 +259,7 @@ func Default() Config {
 		Lookup:  Lookup{MattersFile: "configs/matters.yaml", AccessCodeTTL: Duration(10 * time.Minute), UseTTL: Duration(24 * time.Hour)},
 		Conversion: Conversion{MappingsDir: "configs/conversion", Workers: 16, CheckpointRows: 1000,
 			CheckpointEvery: Duration(2 * time.Second), LeaseTTL: Duration(30 * time.Second), Poll: Duration(2 * time.Second),
-			MaxUpload: 2 << 30},
+			MaxUpload: 2 << 30, XLSXMaxUnzipped: 1 << 30},
 		Adapters: Adapters{CertificateValidity: Duration(72 * time.Hour),
 			PublicSecurity: defaultUpstream(), SocialSecurity: defaultUpstream(), Tax: defaultUpstream()},
 		Exchange: Exchange{Concurrency: 16, MaxAttempts: 8,
@@ -710,6 +713,9 @@ func (v Conversion) validate(bad func(key, format string, args ...any)) {
 	}
 	if v.MaxUpload < 1024 || v.MaxUpload > 1<<40 {
 		bad("conversion.max_upload", "must be between 1KiB and 1024GiB, got %s", v.MaxUpload)
+	}
+	if v.XLSXMaxUnzipped < 1<<20 || v.XLSXMaxUnzipped > 1<<40 {
+		bad("conversion.xlsx_max_unzipped", "must be between 1MiB and 1024GiB, got %s", v.XLSXMaxUnzipped)
 	}
 }
 

@@ -12,7 +12,7 @@ func TestConversionDefaults(t *testing.T) {
 	c := Default().Conversion
 	want := Conversion{MappingsDir: "configs/conversion", Workers: 16, CheckpointRows: 1000,
 		CheckpointEvery: Duration(2 * time.Second), LeaseTTL: Duration(30 * time.Second), Poll: Duration(2 * time.Second),
-		MaxUpload: 2 << 30}
+		MaxUpload: 2 << 30, XLSXMaxUnzipped: 1 << 30}
 	if c != want {
 		t.Errorf("conversion defaults %+v, want %+v", c, want)
 	}
@@ -39,6 +39,9 @@ func TestConversionProblemsNameTheKey(t *testing.T) {
 		{"short lease", "conversion:\n  lease_ttl: 100ms\n", nil, "conversion.lease_ttl", "at least 1s"},
 		{"bad upload size", "conversion:\n  max_upload: huge\n", nil, "conversion.max_upload", "not a size"},
 		{"tiny upload size", "", []string{"HUB_CONVERSION_MAX_UPLOAD=10"}, "conversion.max_upload", "between 1KiB"},
+		{"bad unzip limit", "conversion:\n  xlsx_max_unzipped: lots\n", nil, "conversion.xlsx_max_unzipped", "not a size"},
+		{"tiny unzip limit", "", []string{"HUB_CONVERSION_XLSX_MAX_UNZIPPED=64KiB"}, "conversion.xlsx_max_unzipped", "between 1MiB"},
+		{"huge unzip limit", "conversion:\n  xlsx_max_unzipped: 2048GiB\n", nil, "conversion.xlsx_max_unzipped", "and 1024GiB"},
 		{"typo", "conversion:\n  worker: 3\n", nil, "conversion.worker", `did you mean "workers"`},
 	}
 	for _, tt := range tests {
@@ -56,11 +59,12 @@ func TestConversionProblemsNameTheKey(t *testing.T) {
 			}
 		})
 	}
-	cfg, err := Load("", []string{"HUB_CONVERSION_MAX_UPLOAD=512MiB", "HUB_CONVERSION_WORKERS=4", "HUB_CONVERSION_LEASE_TTL=1m"})
+	cfg, err := Load("", []string{"HUB_CONVERSION_MAX_UPLOAD=512MiB", "HUB_CONVERSION_WORKERS=4", "HUB_CONVERSION_LEASE_TTL=1m",
+		"HUB_CONVERSION_XLSX_MAX_UNZIPPED=256MiB"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := cfg.Conversion; c.MaxUpload != 512<<20 || c.Workers != 4 || c.LeaseTTL != Duration(time.Minute) {
+	if c := cfg.Conversion; c.MaxUpload != 512<<20 || c.Workers != 4 || c.LeaseTTL != Duration(time.Minute) || c.XLSXMaxUnzipped != 256<<20 {
 		t.Errorf("env overrides not applied: %+v", c)
 	}
 }

@@ -53,7 +53,7 @@ func BenchmarkCSVReader(b *testing.B) {
 			b.SetBytes(int64(len(enc.data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				r, err := OpenReader(bytes.NewReader(enc.data), int64(len(enc.data)), FormatCSV, "", "")
+				r, err := OpenReader(bytes.NewReader(enc.data), int64(len(enc.data)), FormatCSV, "", "", 0)
 				if err != nil {
 					b.Fatal(err)
 				}

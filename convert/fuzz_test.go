@@ -67,7 +67,7 @@ func FuzzCSVReader(f *testing.F) {
 	f.Add([]byte("a,b\n\"x\"\"y\",\"\r\n\"\n"), uint8(1))
 	encodings := []string{"", EncodingUTF8, EncodingGB18030}
 	f.Fuzz(func(t *testing.T, data []byte, enc uint8) {
-		r, err := OpenReader(bytes.NewReader(data), int64(len(data)), FormatCSV, encodings[int(enc)%len(encodings)], "")
+		r, err := OpenReader(bytes.NewReader(data), int64(len(data)), FormatCSV, encodings[int(enc)%len(encodings)], "", 0)
 		if err != nil {
 			if !licensehub.IsCode(err, licensehub.EINVALID) {
 				t.Fatalf("open: %v", err)
@@ -84,7 +84,7 @@ func FuzzJSONLReader(f *testing.F) {
 	f.Add([]byte(`{"a": 1e5, "b": -0.5E-3, "c": null}` + "\n\n" + `{"a": "x"}`))
 	f.Add([]byte("[1]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := OpenReader(bytes.NewReader(data), int64(len(data)), FormatJSONL, "", "")
+		r, err := OpenReader(bytes.NewReader(data), int64(len(data)), FormatJSONL, "", "", 0)
 		if err != nil {
 			if !licensehub.IsCode(err, licensehub.EINVALID) {
 				t.Fatalf("open: %v", err)

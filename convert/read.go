@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -61,14 +62,17 @@ func DetectFormat(filename string) string {
 //
 // Memory stays flat for CSV and JSON lines: the reader holds one record
 // and its buffers. XLSX is the exception: excelize needs the whole zip in
-// memory (worksheets above 16 MiB of XML are spilled to temporary files,
-// and rows are then streamed from them).
-func OpenReader(r io.Reader, size int64, format, encoding, sheet string) (Reader, error) {
+// memory (worksheets and shared strings above 16 MiB of XML are spilled
+// to temporary files, and rows are then streamed from them). A workbook
+// that would unpack to more than maxUnzipped bytes (0:
+// DefaultMaxUnzipped) is refused before anything is unpacked, see
+// CheckWorkbook.
+func OpenReader(r io.Reader, size int64, format, encoding, sheet string, maxUnzipped int64) (Reader, error) {
 	switch format {
 	case FormatCSV:
 		return openCSV(r, size, encoding)
 	case FormatXLSX:
-		return openXLSX(r, size, sheet)
+		return openXLSX(r, size, sheet, maxUnzipped)
 	case FormatJSONL:
 		return openJSONL(r, size)
 	}
@@ -559,26 +563,52 @@ type xlsxReader struct {
 	header []string
 	row    int // spreadsheet row number of the last row read
 	size   int64
+	tmp    string      // excelize's temporary directory
 	done   atomic.Bool // the last row has been read (Progress)
 	closed bool
 }
 
-func openXLSX(r io.Reader, size int64, sheet string) (*xlsxReader, error) {
-	f, err := excelize.OpenReader(r, excelize.Options{ShortDatePattern: "yyyy-mm-dd", CultureInfo: excelize.CultureNameZhCN})
+func openXLSX(r io.Reader, size int64, sheet string, maxUnzipped int64) (*xlsxReader, error) {
+	if maxUnzipped <= 0 {
+		maxUnzipped = DefaultMaxUnzipped
+	}
+	src, err := workbookSource(r)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckWorkbook(src, src.Size(), maxUnzipped); err != nil {
+		return nil, err
+	}
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return nil, licensehub.Wrap(err, licensehub.EUNAVAILABLE, "XLSX source cannot be read")
+	}
+	// excelize's temporary files (spilled worksheets) go to a directory of
+	// this reader's own, removed by Close or by a failed open: excelize
+	// itself leaves them behind when a later part of the zip fails.
+	tmp, err := os.MkdirTemp("", "licensehub-xlsx-*")
+	if err != nil {
+		return nil, licensehub.Wrap(err, licensehub.EUNAVAILABLE, "no temporary directory for the workbook")
+	}
+	f, err := excelize.OpenReader(src, excelize.Options{ShortDatePattern: "yyyy-mm-dd", CultureInfo: excelize.CultureNameZhCN,
+		UnzipSizeLimit: maxUnzipped, UnzipXMLSizeLimit: min(maxUnzipped, xlsxSpillBytes), TmpDir: tmp})
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		os.RemoveAll(tmp)
 		return nil, licensehub.Wrap(err, licensehub.EINVALID, "not a readable XLSX workbook")
 	}
-	x := &xlsxReader{f: f, size: size}
+	x := &xlsxReader{f: f, size: size, tmp: tmp}
 	if sheet == "" {
 		sheets := f.GetSheetList()
 		if len(sheets) == 0 {
-			f.Close()
+			x.Close()
 			return nil, licensehub.Errorf(licensehub.EINVALID, "the workbook has no worksheet")
 		}
 		sheet = sheets[0]
 	}
 	if x.rows, err = f.Rows(sheet); err != nil {
-		f.Close()
+		x.Close()
 		return nil, licensehub.Wrap(err, licensehub.EINVALID, "worksheet %q cannot be read (sheets: %s)", clip(sheet), strings.Join(f.GetSheetList(), ", "))
 	}
 	for x.header == nil {
@@ -639,8 +669,8 @@ func (x *xlsxReader) Progress() (done, total int64) {
 	return 0, x.size
 }
 
-// Close closes the rows iterator and the workbook (removing excelize's
-// temporary files).
+// Close closes the rows iterator and the workbook, and removes excelize's
+// temporary files.
 func (x *xlsxReader) Close() error {
 	if x.closed {
 		return nil
@@ -650,7 +680,11 @@ func (x *xlsxReader) Close() error {
 	if x.rows != nil {
 		err = x.rows.Close()
 	}
-	return errors.Join(err, x.f.Close())
+	err = errors.Join(err, x.f.Close())
+	if rerr := os.RemoveAll(x.tmp); rerr != nil {
+		err = errors.Join(err, licensehub.Wrap(rerr, licensehub.EUNAVAILABLE, "removing the workbook's temporary files failed"))
+	}
+	return err
 }
 
 // Reject is the reject the job reports for a row that could not be

@@ -27,7 +27,7 @@ func gb18030(t testing.TB, s string) []byte {
 
 func openBytes(t testing.TB, b []byte, format, encoding string) Reader {
 	t.Helper()
-	r, err := OpenReader(bytes.NewReader(b), int64(len(b)), format, encoding, "")
+	r, err := OpenReader(bytes.NewReader(b), int64(len(b)), format, encoding, "", 0)
 	if err != nil {
 		t.Fatalf("OpenReader: %v", err)
 	}
@@ -93,7 +93,7 @@ func TestCSVEncodings(t *testing.T) {
 // header; a file whose GB18030 bytes come after the sniffed 64 KiB is
 // read as UTF-8 and its rows with those bytes are RowErrors.
 func TestCSVWrongEncoding(t *testing.T) {
-	_, err := OpenReader(bytes.NewReader(gb18030(t, registerCSV)), -1, FormatCSV, EncodingUTF8, "")
+	_, err := OpenReader(bytes.NewReader(gb18030(t, registerCSV)), -1, FormatCSV, EncodingUTF8, "", 0)
 	if !licensehub.IsCode(err, licensehub.EINVALID) || !strings.Contains(err.Error(), "encoding") {
 		t.Fatalf("err = %v", err)
 	}
@@ -218,15 +218,15 @@ func TestCSVHeaderErrors(t *testing.T) {
 		"duplicate": "编号,名称,编号\n1,2,3\n",
 		"bad quote": "编号,\"名称\n",
 	} {
-		_, err := OpenReader(strings.NewReader(data), int64(len(data)), FormatCSV, "", "")
+		_, err := OpenReader(strings.NewReader(data), int64(len(data)), FormatCSV, "", "", 0)
 		if !licensehub.IsCode(err, licensehub.EINVALID) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
-	if _, err := OpenReader(strings.NewReader("a\n"), 2, FormatCSV, "latin1", ""); !licensehub.IsCode(err, licensehub.EINVALID) {
+	if _, err := OpenReader(strings.NewReader("a\n"), 2, FormatCSV, "latin1", "", 0); !licensehub.IsCode(err, licensehub.EINVALID) {
 		t.Errorf("encoding: %v", err)
 	}
-	if _, err := OpenReader(strings.NewReader("a\n"), 2, "xls", "", ""); !licensehub.IsCode(err, licensehub.EINVALID) {
+	if _, err := OpenReader(strings.NewReader("a\n"), 2, "xls", "", "", 0); !licensehub.IsCode(err, licensehub.EINVALID) {
 		t.Errorf("format: %v", err)
 	}
 	// A header with an unnamed column: its values are ignored.
@@ -303,7 +303,7 @@ func TestJSONLLongLine(t *testing.T) {
 
 func TestJSONArrayRefused(t *testing.T) {
 	data := "\ufeff\n  [\n {\"a\": 1}\n]\n"
-	_, err := OpenReader(strings.NewReader(data), -1, FormatJSONL, "", "")
+	_, err := OpenReader(strings.NewReader(data), -1, FormatJSONL, "", "", 0)
 	if !licensehub.IsCode(err, licensehub.EINVALID) || !strings.Contains(err.Error(), "JSON array") {
 		t.Fatalf("err = %v", err)
 	}
@@ -372,7 +372,7 @@ func permitWorkbook(t testing.TB) []byte {
 func TestXLSX(t *testing.T) {
 	data := permitWorkbook(t)
 	for _, sheet := range []string{"", "许可证台账"} {
-		r, err := OpenReader(bytes.NewReader(data), int64(len(data)), FormatXLSX, "", sheet)
+		r, err := OpenReader(bytes.NewReader(data), int64(len(data)), FormatXLSX, "", sheet, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,16 +408,16 @@ func TestXLSX(t *testing.T) {
 			t.Error("second close:", err)
 		}
 	}
-	if _, err := OpenReader(bytes.NewReader(data), -1, FormatXLSX, "", "Sheet9"); !licensehub.IsCode(err, licensehub.EINVALID) || !strings.Contains(err.Error(), "许可证台账, 说明") {
+	if _, err := OpenReader(bytes.NewReader(data), -1, FormatXLSX, "", "Sheet9", 0); !licensehub.IsCode(err, licensehub.EINVALID) || !strings.Contains(err.Error(), "许可证台账, 说明") {
 		t.Errorf("missing sheet: %v", err)
 	}
-	if _, err := OpenReader(strings.NewReader("not a zip"), 9, FormatXLSX, "", ""); !licensehub.IsCode(err, licensehub.EINVALID) {
+	if _, err := OpenReader(strings.NewReader("not a zip"), 9, FormatXLSX, "", "", 0); !licensehub.IsCode(err, licensehub.EINVALID) {
 		t.Errorf("not xlsx: %v", err)
 	}
 	f := excelize.NewFile()
 	var empty bytes.Buffer
 	f.WriteTo(&empty)
-	if _, err := OpenReader(&empty, -1, FormatXLSX, "", ""); !licensehub.IsCode(err, licensehub.EINVALID) || !strings.Contains(err.Error(), "no header") {
+	if _, err := OpenReader(&empty, -1, FormatXLSX, "", "", 0); !licensehub.IsCode(err, licensehub.EINVALID) || !strings.Contains(err.Error(), "no header") {
 		t.Errorf("empty sheet: %v", err)
 	}
 }

@@ -88,7 +88,7 @@ func convertAll(t *testing.T, mappingFile string, data []byte) (map[int]license.
 	}
 	m.Clock = testClock
 	typ, _ := cat.Type(m.LicenseType)
-	r, err := OpenReader(bytes.NewReader(data), int64(len(data)), m.Format, m.Encoding, m.Sheet)
+	r, err := OpenReader(bytes.NewReader(data), int64(len(data)), m.Format, m.Encoding, m.Sheet, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,8 +199,18 @@ func TestAcceptanceExactlyOnce(t *testing.T) {
 		if t.Failed() {
 			return
 		}
-		// The outage, in the middle: while the status changes are made.
-		sim.SetDown(1500 * time.Millisecond)
+		// The outage, in the middle: from the start of the status changes
+		// until 10 requests were refused, whichever deliverer sends them
+		// (not for a wall-clock stretch a deliverer might sit out).
+		sim.SetDown(time.Hour)
+		outageOver := make(chan struct{})
+		go func() {
+			defer close(outageOver)
+			for sim.Stats().Refused < 10 && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			sim.SetDown(0)
+		}()
 		work(func(i int) error {
 			_, err := lib.ChangeStatus(ctx, ids[i], license.OpSuspend, "acceptance", "app-market")
 			return err
@@ -215,11 +225,12 @@ func TestAcceptanceExactlyOnce(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatal("half the events were not applied within a minute")
 		}
-		accStart(t, accDelivery(b, lib, ring, ts.URL, tr))
+		stop2 := accStart(t, accDelivery(b, lib, ring, ts.URL, tr))
 
 		want := 2 * n
 		accWait(t, "every event applied", 2*time.Minute, func() bool { return sim.Stats().Applied >= int64(want) })
-		time.Sleep(300 * time.Millisecond) // late duplicates would show now
+		<-outageOver
+		stop2() // nothing in flight: the counts are final
 		st := sim.Stats()
 		t.Logf("%s: all %d applied after %v (first deliverer killed at %d): %+v", b.name, want, time.Since(start).Round(time.Millisecond), killedAt.Load(), st)
 

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -55,27 +56,35 @@ func TestDeliverOrderUnderConcurrency(t *testing.T) {
 		d := f.deliverer(t, p.srv.URL, nil)
 		stop := start(t, d)
 		waitDelivered(t, d, p, want, 2*time.Minute)
-		waitFor(t, time.Minute, "the cursor past everything", func() bool {
+		cursorPastEverything := func() bool {
 			cur, err := b.kv.Get(ctxT(t), CursorKey)
 			if err != nil {
 				return false
 			}
 			rest, err := b.kv.XRange(ctxT(t), license.OutboxStream, string(cur), 10)
 			return err == nil && len(rest) == 0
-		})
+		}
+		waitFor(t, time.Minute, "the cursor past everything", cursorPastEverything)
 		stop()
 		checkOrder(t, p, ids, license.OpSuspend, license.OpRestore)
 		if dl, err := d.DeadLetters(ctxT(t)); err != nil || len(dl) != 0 {
 			t.Fatalf("dead letters: %v %v", dl, err)
 		}
 		// The cursor is past everything: a new leader sends nothing again.
+		// A license pushed after it starts is the barrier: the cursor
+		// passes its event only once every entry the leader read before
+		// it is settled, so a re-sent event would have arrived by then.
 		before := p.delivered()
 		stop2 := start(t, f.deliverer(t, p.srv.URL, nil))
-		time.Sleep(300 * time.Millisecond)
+		late := f.push(t, 99) + "/new"
+		waitFor(t, time.Minute, "the cursor past the late license", cursorPastEverything)
 		stop2()
 		after := p.delivered()
+		if after[late] != 1 {
+			t.Errorf("the late license's event was delivered %d times, want 1", after[late])
+		}
 		for id, n := range after {
-			if before[id] != n {
+			if id != late && before[id] != n {
 				t.Errorf("%s re-sent after a clean stop (%d -> %d)", id, before[id], n)
 			}
 		}
@@ -318,7 +327,8 @@ func TestReplayRaceWithParkedEvent(t *testing.T) {
 		p.mu.Lock()
 		p.reject[dead] = true
 		p.mu.Unlock()
-		d := f.deliverer(t, p.srv.URL, nil)
+		watch := &lockWatchKV{KV: b.kv, key: laneLockKey + lic, waiting: make(chan struct{})}
+		d := f.deliverer(t, p.srv.URL, func(c *DeliverConfig) { c.KV = watch })
 		start(t, d)
 		waitFor(t, time.Minute, "the dead letter", func() bool {
 			_, err := b.objects.Head(ctxT(t), DLQObject(dead))
@@ -338,14 +348,12 @@ func TestReplayRaceWithParkedEvent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				// Give the leader time to park it (it cannot while Replay
-				// holds the license's lane).
-				deadline := time.Now().Add(time.Second)
-				for time.Now().Before(deadline) {
-					if _, err := b.objects.Head(ctxT(t), DLQObject(parked)); err == nil {
-						return
-					}
-					time.Sleep(10 * time.Millisecond)
+				// Replay goes on once the leader is parking the new event:
+				// waiting for the license's lane, which Replay holds.
+				select {
+				case <-watch.waiting:
+				case <-time.After(time.Minute):
+					t.Error("the leader did not try to park the new event within a minute")
 				}
 			})
 		}
@@ -365,6 +373,23 @@ func TestReplayRaceWithParkedEvent(t *testing.T) {
 			t.Errorf("dead letters left: %+v %v", dl, err)
 		}
 	})
+}
+
+// lockWatchKV closes waiting the first time a SetNX of key finds it taken
+// (a deliverer waiting for a license's lane lock).
+type lockWatchKV struct {
+	licensehub.KV
+	key     string
+	waiting chan struct{}
+	once    sync.Once
+}
+
+func (k *lockWatchKV) SetNX(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+	ok, err := k.KV.SetNX(ctx, key, v, ttl)
+	if err == nil && !ok && key == k.key {
+		k.once.Do(func() { close(k.waiting) })
+	}
+	return ok, err
 }
 
 // TestBlockedMarkersRebuiltFromDeadLetters: the KV lost the blocked

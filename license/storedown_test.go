@@ -15,7 +15,8 @@ import (
 )
 
 // TestObjectStoreDownDuringPushes stops MinIO (a proxy in front of it) in
-// the middle of a stream of pushes, then brings it back: every push that
+// the middle of a stream of pushes (once 20 have ended, with others in
+// flight), then brings it back (once 8 have failed): every push that
 // succeeded is readable, every failure is "object store unavailable", no
 // index entry points at nothing, and retrying the failed pushes completes
 // them.
@@ -35,8 +36,11 @@ func TestObjectStoreDownDuringPushes(t *testing.T) {
 		res *PushResult
 		err error
 	}
+	const downAfter, upAfterFailures = 20, 8
 	var mu sync.Mutex
 	var outcomes []outcome
+	failures := 0
+	down, up := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -55,16 +59,35 @@ func TestObjectStoreDownDuringPushes(t *testing.T) {
 				}
 				mu.Lock()
 				outcomes = append(outcomes, outcome{req, res, err})
+				if err != nil {
+					failures++
+				}
+				if len(outcomes) == downAfter {
+					close(down)
+				}
+				if failures == upAfterFailures && err != nil {
+					close(up)
+				}
 				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(5 * time.Millisecond) // pace
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
-	proxy.Stop()
-	time.Sleep(500 * time.Millisecond)
-	proxy.Start(t)
-	wg.Wait()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	for _, step := range []struct {
+		at   chan struct{}
+		what string
+		do   func()
+	}{{down, "stop", proxy.Stop}, {up, "restart", func() { proxy.Start(t) }}} {
+		select {
+		case <-step.at:
+			step.do()
+		case <-finished:
+			t.Fatalf("the pushes ended before the store's %s (%d ended, %d failed)", step.what, len(outcomes), failures) // no worker left
+		}
+	}
+	<-finished
 
 	ok, failed := 0, 0
 	for _, o := range outcomes {

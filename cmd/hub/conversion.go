@@ -47,7 +47,7 @@ func openConversions(cfg *config.Config, b *backends, cat *catalog.Catalog, auth
 	r, err := runner.New(runner.Config{
 		Library: lib, Objects: b.objects, KV: b.kv, Mappings: mappings,
 		Workers: c.Workers, CheckpointRows: c.CheckpointRows, CheckpointEvery: c.CheckpointEvery.D(), LeaseTTL: c.LeaseTTL.D(),
-		Owner: owner, Logger: log, OpTimeout: cfg.MinIO.Timeout.D(),
+		Owner: owner, Logger: log, OpTimeout: cfg.MinIO.Timeout.D(), XLSXMaxUnzipped: int64(c.XLSXMaxUnzipped),
 	})
 	if err != nil {
 		return nil, nil, err

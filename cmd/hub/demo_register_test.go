@@ -44,7 +44,7 @@ func TestDemoRegisterReadsWithTheShippedMapping(t *testing.T) {
 	if err := m.BindCatalog(cat); err != nil {
 		t.Fatal(err)
 	}
-	r, err := convert.OpenReader(bytes.NewReader(file), int64(len(file)), m.Format, m.Encoding, m.Sheet)
+	r, err := convert.OpenReader(bytes.NewReader(file), int64(len(file)), m.Format, m.Encoding, m.Sheet, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,7 +188,7 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Server.Addr = "127.0.0.1:0"
-	cfg.Server.ReadyTimeout = config.Duration(time.Second)
+	cfg.Server.ReadyTimeout = config.Duration(5 * time.Second) // a bound, not a premise: generous under load
 	cfg.MinIO = config.MinIO{Endpoint: "http://" + proxy.Addr(), AccessKey: m.AccessKey,
 		SecretKey: config.Secret(m.SecretKey), Bucket: m.Bucket(t), Timeout: config.Duration(3 * time.Second)}
 	cfg.Redis.URL = redisURL

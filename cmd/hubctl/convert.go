@@ -111,7 +111,7 @@ func cmdConvert(ctx context.Context, g *globals, args []string) error {
 	r, err := runner.New(runner.Config{Library: h.lib, Objects: h.objects.Store, KV: h.kv.Store,
 		Mappings: map[string]*convert.Mapping{m.Name: m}, Workers: *workers,
 		CheckpointRows: c.CheckpointRows, CheckpointEvery: c.CheckpointEvery.D(), LeaseTTL: c.LeaseTTL.D(),
-		Owner: cliOwner(), Logger: log, OpTimeout: cfg.MinIO.Timeout.D()})
+		Owner: cliOwner(), Logger: log, OpTimeout: cfg.MinIO.Timeout.D(), XLSXMaxUnzipped: int64(c.XLSXMaxUnzipped)})
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func cmdConvert(ctx context.Context, g *globals, args []string) error {
 		if err != nil {
 			return nil, licensehub.Wrap(err, licensehub.EINVALID, "cannot open %s", file)
 		}
-		rd, err := convert.OpenReader(f, job.Size, job.Format, m.Encoding, m.Sheet)
+		rd, err := convert.OpenReader(f, job.Size, job.Format, m.Encoding, m.Sheet, int64(c.XLSXMaxUnzipped))
 		if err != nil {
 			f.Close()
 			return nil, err

@@ -70,7 +70,7 @@ func BenchmarkConvert(b *testing.B) {
 	// A signed license as the conversion makes it: its size is the raw
 	// PUT's object size.
 	sample := generate(1, "SZ")
-	rd, err := convert.OpenReader(bytes.NewReader(sample.csv), -1, convert.FormatCSV, convert.EncodingUTF8, "")
+	rd, err := convert.OpenReader(bytes.NewReader(sample.csv), -1, convert.FormatCSV, convert.EncodingUTF8, "", 0)
 	if err != nil {
 		b.Fatal(err)
 	}

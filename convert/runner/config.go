@@ -26,6 +26,9 @@ type Config struct {
 	Clock           func() time.Time
 	Logger          *slog.Logger
 	OpTimeout       time.Duration // per store call; 0: 10s
+	// XLSXMaxUnzipped bounds what an XLSX source may unpack to, in bytes;
+	// 0: convert.DefaultMaxUnzipped.
+	XLSXMaxUnzipped int64
 }
 
 // Defaults of Config.
@@ -57,6 +60,8 @@ func New(cfg Config) (*Runner, error) {
 		return nil, licensehub.FieldError(licensehub.EINVALID, "Workers", "conversion runner: workers must be 0..1024, got %d", cfg.Workers)
 	case cfg.CheckpointRows < 0:
 		return nil, licensehub.FieldError(licensehub.EINVALID, "CheckpointRows", "conversion runner: negative checkpoint rows")
+	case cfg.XLSXMaxUnzipped < 0:
+		return nil, licensehub.FieldError(licensehub.EINVALID, "XLSXMaxUnzipped", "conversion runner: negative XLSX unzip limit")
 	}
 	if cfg.Mappings == nil {
 		cfg.Mappings = map[string]*convert.Mapping{}

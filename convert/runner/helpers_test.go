@@ -330,7 +330,7 @@ func (e *hubEnv) preload(t testing.TB, d *dataset) {
 // csvOpener opens data as the test mapping's reader, every time afresh.
 func csvOpener(t testing.TB, data []byte) func() (convert.Reader, error) {
 	return func() (convert.Reader, error) {
-		return convert.OpenReader(bytes.NewReader(data), int64(len(data)), convert.FormatCSV, convert.EncodingUTF8, "")
+		return convert.OpenReader(bytes.NewReader(data), int64(len(data)), convert.FormatCSV, convert.EncodingUTF8, "", 0)
 	}
 }
 
@@ -462,17 +462,24 @@ func checkRejects(t testing.TB, got, want []convert.Reject) {
 	}
 }
 
-// blockingLibrary holds pushes while gate is closed, and counts them.
+// hookedLibrary counts pushes and calls its hooks at each.
 type hookedLibrary struct {
 	Library
 	pushes atomic.Int64
 	before func(n int64) // called before push n (1-based)
+	// hold, when it reports true for push n, makes the push wait for its
+	// context to end (the run stopping) instead of going on.
+	hold func(n int64) bool
 }
 
 func (h *hookedLibrary) Push(ctx context.Context, req license.PushRequest) (*license.PushResult, error) {
 	n := h.pushes.Add(1)
 	if h.before != nil {
 		h.before(n)
+	}
+	if h.hold != nil && h.hold(n) {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	return h.Library.Push(ctx, req)
 }

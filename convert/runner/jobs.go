@@ -137,6 +137,11 @@ func (r *Runner) Create(ctx context.Context, mapping, format string, src io.Read
 	if err == nil && size >= 0 && n != size {
 		err = licensehub.FieldError(licensehub.EMALFORMED, "body", "the file has %d bytes, %d were announced", n, size)
 	}
+	if err == nil && format == convert.FormatXLSX {
+		// A zip bomb is refused now, from the zip's directory, rather
+		// than failing the job later.
+		err = convert.CheckWorkbook(&partsAt{ctx: ctx, r: r, id: id, size: n, part: -1}, n, r.cfg.XLSXMaxUnzipped)
+	}
 	job := &Job{ID: id, Mapping: mapping, Source: sourceKey(id), Format: format, Size: n,
 		CreatedAt: r.now(), CreatedBy: createdBy}
 	if err == nil {
@@ -294,7 +299,7 @@ func (r *Runner) OpenSource(ctx context.Context, job Job) (convert.Reader, error
 	}
 	src := &partsReader{ctx: ctx, r: r, id: job.ID, size: job.Size}
 	if job.Format != convert.FormatXLSX {
-		rd, err := convert.OpenReader(src, job.Size, job.Format, m.Encoding, m.Sheet)
+		rd, err := convert.OpenReader(src, job.Size, job.Format, m.Encoding, m.Sheet, r.cfg.XLSXMaxUnzipped)
 		if err != nil {
 			return nil, err
 		}
@@ -313,7 +318,7 @@ func (r *Runner) OpenSource(ctx context.Context, job Job) (convert.Reader, error
 		cleanup()
 		return nil, licensehub.Wrap(err, licensehub.EUNAVAILABLE, "conversion: temporary workbook")
 	}
-	rd, err := convert.OpenReader(f, job.Size, job.Format, m.Encoding, m.Sheet)
+	rd, err := convert.OpenReader(f, job.Size, job.Format, m.Encoding, m.Sheet, r.cfg.XLSXMaxUnzipped)
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -381,6 +386,46 @@ func (p *partsReader) fetch() error {
 	p.next++
 	p.read += int64(len(p.raw))
 	return nil
+}
+
+// partsAt reads a stored source at any offset (an XLSX's zip directory,
+// at its end): the part holding an offset is read whole, and kept until
+// another one is needed.
+type partsAt struct {
+	ctx  context.Context
+	r    *Runner
+	id   string
+	size int64
+	part int // the part in raw; -1 none
+	raw  bytes.Buffer
+}
+
+func (p *partsAt) ReadAt(b []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, licensehub.Errorf(licensehub.EINTERNAL, "conversion %s: negative source offset", p.id)
+	}
+	partLen := int64(sourcePartSize)
+	read := 0
+	for read < len(b) {
+		at := off + int64(read)
+		if at >= p.size {
+			return read, io.EOF
+		}
+		if n := int(at / partLen); n != p.part {
+			p.part = -1
+			p.raw.Reset()
+			if err := p.r.copyObject(p.ctx, sourcePartKey(p.id, n), &p.raw); err != nil {
+				return read, err
+			}
+			p.part = n
+		}
+		i := at - int64(p.part)*partLen
+		if i >= int64(p.raw.Len()) {
+			return read, licensehub.Errorf(licensehub.EINTERNAL, "conversion %s: source part %d is shorter than its neighbours", p.id, p.part)
+		}
+		read += copy(b[read:], p.raw.Bytes()[i:])
+	}
+	return read, nil
 }
 
 // State is the job's state: the live one while a runner works on it,

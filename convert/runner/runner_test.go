@@ -135,6 +135,11 @@ func TestResume(t *testing.T) {
 								t.Error(err)
 							}
 						})
+					}, hold: func(n int64) bool {
+						// Once the lease is stolen, no push ends before the
+						// runner notices (at its next renewal), however
+						// fast the rest of the job would go.
+						return mode == "lease-stolen" && n >= 250
 					}}
 					r := e.runner(t, "runner-a", func(c *Config) { c.Library = lib; c.LeaseTTL = 600 * time.Millisecond })
 					st, err := r.Run(ctx, job, csvOpener(t, d.csv), RunOptions{})
@@ -286,7 +291,12 @@ func TestPauseAndResume(t *testing.T) {
 				d := generate(500, "PA")
 				e.preload(t, d)
 				job := localJob(newJobID(), d.csv)
-				lib := &hookedLibrary{Library: e.lib}
+				// The backend goes away at push 150, whatever the pace.
+				lib := &hookedLibrary{Library: e.lib, before: func(n int64) {
+					if n == 150 {
+						down()
+					}
+				}}
 				r := e.runner(t, "runner-a", func(c *Config) { c.Library = lib; c.OpTimeout = 2 * time.Second })
 				var mu sync.Mutex
 				var sawPaused State
@@ -303,8 +313,6 @@ func TestPauseAndResume(t *testing.T) {
 					}})
 					done <- err
 				}()
-				waitFor(t, 20*time.Second, "150 pushes", func() bool { return lib.pushes.Load() >= 150 })
-				down()
 				waitFor(t, 20*time.Second, "the paused state", func() bool {
 					mu.Lock()
 					defer mu.Unlock()
@@ -318,7 +326,6 @@ func TestPauseAndResume(t *testing.T) {
 					})
 				}
 				pushesWhileDown := lib.pushes.Load()
-				time.Sleep(time.Second)
 				up()
 				select {
 				case err := <-done:
@@ -642,28 +649,7 @@ func TestUploadedWorkbook(t *testing.T) {
 	e := newHubEnv(t, openEmbedded(t))
 	d := generate(520, "XL")
 	e.preload(t, d)
-	rd := csv.NewReader(bytes.NewReader(d.csv))
-	rd.FieldsPerRecord = -1
-	recs, err := rd.ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := excelize.NewFile()
-	defer f.Close()
-	for i, rec := range recs {
-		row := make([]any, len(rec))
-		for j, v := range rec {
-			row[j] = v
-		}
-		cell, _ := excelize.CoordinatesToCellName(1, i+1)
-		if err := f.SetSheetRow("Sheet1", cell, &row); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var book bytes.Buffer
-	if _, err := f.WriteTo(&book); err != nil {
-		t.Fatal(err)
-	}
+	book := bytes.NewBuffer(workbookOf(t, d.csv))
 	r := e.runner(t, "xlsx")
 	job, err := r.Create(t.Context(), testMapping, convert.FormatXLSX, bytes.NewReader(book.Bytes()), int64(book.Len()), "app")
 	if err != nil {
@@ -686,6 +672,83 @@ func TestUploadedWorkbook(t *testing.T) {
 	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "licensehub-conversion-*.xlsx"))
 	if len(after) > len(before) {
 		t.Errorf("temporary workbooks left: %v", after)
+	}
+}
+
+// workbookOf is a CSV register as an XLSX workbook (Sheet1).
+func workbookOf(t testing.TB, data []byte) []byte {
+	t.Helper()
+	rd := csv.NewReader(bytes.NewReader(data))
+	rd.FieldsPerRecord = -1
+	recs, err := rd.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := excelize.NewFile()
+	defer f.Close()
+	for i, rec := range recs {
+		row := make([]any, len(rec))
+		for j, v := range rec {
+			row[j] = v
+		}
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		if err := f.SetSheetRow("Sheet1", cell, &row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var book bytes.Buffer
+	if _, err := f.WriteTo(&book); err != nil {
+		t.Fatal(err)
+	}
+	return book.Bytes()
+}
+
+// TestWorkbookBomb: an XLSX upload that unpacks to more than
+// XLSXMaxUnzipped is refused at Create (nothing kept); a stored job whose
+// workbook is over the limit of the runner that reads it fails, saying
+// why, and leaves no temporary file.
+func TestWorkbookBomb(t *testing.T) {
+	defer func(n int) { sourcePartSize = n }(sourcePartSize)
+	sourcePartSize = 4096 // the zip's directory spans parts
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	const limit = 1 << 20
+	e := newHubEnv(t, openEmbedded(t))
+	book := workbookOf(t, generate(20, "ZB").csv)
+	bomb := testenv.ZipWith(t, book, testenv.ZipPart{Name: "xl/worksheets/sheet1.xml", Data: "<row/>", Repeat: 50 << 20 / 6})
+	if len(bomb) < 2*sourcePartSize || len(bomb) > 256<<10 {
+		t.Fatalf("the bomb is %d bytes: the premise (a small zip of several parts) does not hold", len(bomb))
+	}
+	strict := e.runner(t, "strict", func(c *Config) { c.XLSXMaxUnzipped = limit })
+
+	_, err := strict.Create(t.Context(), testMapping, convert.FormatXLSX, bytes.NewReader(bomb), int64(len(bomb)), "app")
+	var le *licensehub.Error
+	if !errors.As(err, &le) || le.Code != licensehub.EINVALID || le.Field != "source" || !strings.Contains(le.Message, "more than 1 MiB") {
+		t.Errorf("Create of a bomb: %v, want INVALID_ARGUMENT field source naming 1 MiB", err)
+	}
+	if left := objectListing(t, e.objects); len(left) != 0 {
+		t.Errorf("a refused upload left objects: %v", left)
+	}
+	if ids, _ := e.kv.SMembers(t.Context(), kvJobs); len(ids) != 0 {
+		t.Errorf("a refused upload was queued: %v", ids)
+	}
+	// The same runner takes the real workbook, its directory over parts.
+	if _, err := strict.Create(t.Context(), testMapping, convert.FormatXLSX, bytes.NewReader(book), int64(len(book)), "app"); err != nil {
+		t.Fatalf("Create of a workbook under the limit: %v", err)
+	}
+
+	// Stored under the default limit, read under 1 MiB.
+	job, err := e.runner(t, "api").Create(t.Context(), testMapping, convert.FormatXLSX, bytes.NewReader(bomb), int64(len(bomb)), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := strict.Run(t.Context(), *job, func() (convert.Reader, error) { return strict.OpenSource(t.Context(), *job) }, RunOptions{})
+	if !licensehub.IsCode(err, licensehub.EINVALID) || st == nil || st.State != StateFailed ||
+		!strings.HasPrefix(st.Error, licensehub.EINVALID+": the workbook unpacks to more than 1 MiB") {
+		t.Errorf("Run: %+v %v, want failed with the limit", st, err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
 
