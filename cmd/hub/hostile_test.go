@@ -216,7 +216,7 @@ func clipped(b []byte) string {
 // text; and what it must not have done (revoke on a duplicate member,
 // disclose on a wrong name) it did not do.
 func TestHostileInputs(t *testing.T) {
-	t.Setenv("HUB_SERVER_READ_TIMEOUT", "3s")          // the stalled-body case
+	t.Setenv("HUB_SERVER_READ_TIMEOUT", "3s")            // the stalled-body case
 	t.Setenv("HUB_CONVERSION_XLSX_MAX_UNZIPPED", "1MiB") // the zip-bomb case
 	h := startDemoHub(t)
 	const (
@@ -386,7 +386,9 @@ func TestHostileInputs(t *testing.T) {
 		{name: "materials: holder_name twice", app: approval, path: materialsPath, body: raw(materials(nil), `"holder_name":`, `"holder_name":"x","holder_name":`), status: 400, code: licensehub.EMALFORMED, field: "holder_name"},
 		{name: "materials: invalid UTF-8 in an input", app: approval, path: materialsPath, body: raw(materials(nil), "长沙示范科技有限公司", "\xff\xfe"), status: 400, code: licensehub.EMALFORMED, field: "holder_name"},
 		{name: "materials: input not text", app: approval, path: materialsPath, body: materials(func(m map[string]any) { m["inputs"] = map[string]any{"legal_representative_name": 5} }), status: 400, code: licensehub.EMALFORMED, field: "inputs.legal_representative_name"},
-		{name: "materials: input of 201 characters", app: approval, path: materialsPath, body: materials(func(m map[string]any) { m["inputs"] = map[string]any{"legal_representative_name": strings.Repeat("名", 201)} }), status: 400, code: licensehub.EINVALID, field: "inputs.legal_representative_name"},
+		{name: "materials: input of 201 characters", app: approval, path: materialsPath, body: materials(func(m map[string]any) {
+			m["inputs"] = map[string]any{"legal_representative_name": strings.Repeat("名", 201)}
+		}), status: 400, code: licensehub.EINVALID, field: "inputs.legal_representative_name"},
 		{name: "materials: text/plain", app: approval, path: materialsPath, body: materials(nil), hdr: ctype("text/plain"), status: 415, code: licensehub.EMEDIATYPE, field: "Content-Type"},
 		// certificates: the body
 		{name: "certificate: params twice", app: approval, path: "/v1/certificates/identity", hdr: matterHdr, body: []byte(`{"params":{"id_number":"` + person + `"},"params":{}}`), status: 400, code: licensehub.EMALFORMED, field: "params"},
