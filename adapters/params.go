@@ -6,13 +6,11 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
+	"github.com/licensehub/licensehub/signable"
 )
 
 // MaxParamLen bounds every parameter value (characters): a person's name
@@ -76,46 +74,17 @@ func ParamError(name, format string, args ...any) error {
 }
 
 // cleanParam trims v and brings it to NFC, or says why it cannot be a
-// parameter value.
+// parameter value: the text rules of what the hub signs (package
+// signable), as a certificate repeats what it was asked.
 func cleanParam(name, v string) (string, error) {
-	if !utf8.ValidString(v) {
-		return "", ParamError(name, "%s is not valid UTF-8 text", name)
-	}
-	v = norm.NFC.String(strings.TrimSpace(v))
+	v = signable.Normalize(strings.TrimSpace(v))
 	if v == "" {
 		return "", ParamError(name, "the parameter %s is required", name)
 	}
-	if n := utf8.RuneCountInString(v); n > MaxParamLen {
-		return "", ParamError(name, "%s has %d characters, at most %d", name, n, MaxParamLen)
-	}
-	pos := 0
-	for _, r := range v {
-		pos++
-		if what := forbidden(r); what != "" {
-			return "", ParamError(name, "%s has %s, U+%04X, at character %d", name, what, r, pos)
-		}
+	if err := signable.Check("params."+name, v, MaxParamLen); err != nil {
+		return "", err
 	}
 	return v, nil
-}
-
-// forbidden names the kind of character r is when a parameter may not hold
-// it (it could hide or reorder what a page shows), or "".
-func forbidden(r rune) string {
-	switch {
-	case r < 0x20 || r >= 0x7f && r < 0xa0:
-		return "a control character"
-	case r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f || r == 0x061c:
-		return "a bidirectional control character"
-	case r >= 0x200b && r <= 0x200d || r == 0x2060 || r == 0xfeff:
-		return "a zero-width character"
-	case r == utf8.RuneError:
-		return "a replacement character (text that was not valid UTF-8)"
-	case unicode.Is(unicode.Co, r):
-		return "a private-use character"
-	case unicode.Is(unicode.Cf, r):
-		return "an invisible formatting character"
-	}
-	return ""
 }
 
 // printable quotes a caller's parameter name for a message without

@@ -19,6 +19,9 @@
 //     (zero_width);
 //   - no private-use characters (U+E000–U+F8FF, planes 15 and 16)
 //     (private_use), which display differently on every system;
+//   - no other invisible formatting characters (Unicode category Cf:
+//     the soft hyphen U+00AD, U+2061–U+2064, tag characters…)
+//     (format_character);
 //   - at most a given number of characters (length).
 //
 // A refusal is a *licensehub.Error with code EINVALID, Field the field's
@@ -31,6 +34,7 @@ package signable
 
 import (
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -48,6 +52,7 @@ const (
 	RuleBidi        = "bidi_control"
 	RuleZeroWidth   = "zero_width"
 	RulePrivateUse  = "private_use"
+	RuleFormat      = "format_character"
 	RuleLength      = "length"
 )
 
@@ -95,6 +100,8 @@ func runeRule(r rune) string {
 		return RuleZeroWidth
 	case r >= 0xe000 && r <= 0xf8ff, r >= 0xf0000 && r <= 0xffffd, r >= 0x100000 && r <= 0x10fffd: // Unicode category Co
 		return RulePrivateUse
+	case (r < 0x3000 || r > 0xfdff) && unicode.Is(unicode.Cf, r): // no Cf lies in U+3000–U+FDFF
+		return RuleFormat
 	}
 	return ""
 }
@@ -117,6 +124,7 @@ var ruleWords = map[string]string{
 	RuleBidi:        "holds a bidirectional control character (such as U+202E), which can make it display as other text",
 	RuleZeroWidth:   "holds a zero-width character (such as U+200B), invisible when displayed",
 	RulePrivateUse:  "holds a private-use character, which displays differently on every system",
+	RuleFormat:      "holds an invisible formatting character (such as a soft hyphen U+00AD)",
 }
 
 // Check returns nil when s is fit to be signed and has at most max

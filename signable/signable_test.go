@@ -43,6 +43,8 @@ func TestCheck(t *testing.T) {
 		{"bom U+FEFF", "\ufeff张三", 0, RuleZeroWidth, 1},
 		{"private use U+E000", "a\ue000", 0, RulePrivateUse, 2},
 		{"private use plane 15", "a\U000F0001", 0, RulePrivateUse, 2},
+		{"soft hyphen", "张\u00ad三", 0, RuleFormat, 2},
+		{"tag character", "ab\U000E0041", 0, RuleFormat, 3},
 		{"10 KB name", strings.Repeat("名", 10*1024/3), 200, RuleLength, 201},
 		{"exactly max", strings.Repeat("名", 200), 200, "", 0},
 		{"one over", strings.Repeat("a", 101), 100, RuleLength, 101},
