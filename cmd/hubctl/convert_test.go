@@ -189,6 +189,7 @@ func TestConvertKilledAndRestarted(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			first.Process.Kill()
+			<-exited // the buffers are written until Wait returns
 			t.Fatalf("only %d licenses after 90s\n%s", n, err1.String())
 		}
 		n = countObjects(t, objects, "licenses/")
