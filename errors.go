@@ -7,6 +7,8 @@ package licensehub
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Stable error codes. Clients match on these strings; never rename one.
@@ -113,3 +115,16 @@ func ErrorCode(err error) string {
 
 // IsCode reports whether err carries the given code.
 func IsCode(err error, code string) bool { return ErrorCode(err) == code }
+
+// Clip shortens s, a caller's value echoed in a message, to at most n
+// bytes on a character boundary, marking a cut with "…"; bytes that are
+// not UTF-8 become U+FFFD. A message never repeats a huge or broken input.
+func Clip(s string, n int) string {
+	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "…"
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}

@@ -92,11 +92,11 @@ func checkContentType(ct string) error {
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != fiber.MIMEApplicationJSON {
-		return bad("Content-Type %q is not application/json", clipText(ct, 64))
+		return bad("Content-Type %q is not application/json", licensehub.Clip(ct, 64))
 	}
 	for k, v := range params {
 		if k != "charset" || !strings.EqualFold(v, "utf-8") {
-			return bad("Content-Type %q: a JSON body is UTF-8 and takes no other parameter than charset=utf-8", clipText(ct, 64))
+			return bad("Content-Type %q: a JSON body is UTF-8 and takes no other parameter than charset=utf-8", licensehub.Clip(ct, 64))
 		}
 	}
 	return nil
@@ -401,7 +401,7 @@ func setValue(t reflect.Type, dst reflect.Value, v any, path string, maxLen, dep
 		i, err := strconv.ParseInt(string(n), 10, t.Bits())
 		if err != nil {
 			return licensehub.FieldError(licensehub.EMALFORMED, fieldOrBody(path), "must be a whole number within ±%d, got %s",
-				int64(1)<<(t.Bits()-1)-1, clipText(string(n), 32))
+				int64(1)<<(t.Bits()-1)-1, licensehub.Clip(string(n), 32))
 		}
 		if set {
 			dst.SetInt(i)
@@ -415,7 +415,7 @@ func setValue(t reflect.Type, dst reflect.Value, v any, path string, maxLen, dep
 		u, err := strconv.ParseUint(string(n), 10, t.Bits())
 		if err != nil {
 			return licensehub.FieldError(licensehub.EMALFORMED, fieldOrBody(path), "must be a whole number from 0 to %d, got %s",
-				uint64(1)<<t.Bits()-1, clipText(string(n), 32))
+				uint64(1)<<t.Bits()-1, licensehub.Clip(string(n), 32))
 		}
 		if set {
 			dst.SetUint(u)
@@ -525,7 +525,7 @@ func setValue(t reflect.Type, dst reflect.Value, v any, path string, maxLen, dep
 			}
 		}
 		if unknown != "" {
-			return licensehub.FieldError(licensehub.EMALFORMED, clipText(jcs.MemberPath(path, unknown), 200), "unknown field")
+			return licensehub.FieldError(licensehub.EMALFORMED, licensehub.Clip(jcs.MemberPath(path, unknown), 200), "unknown field")
 		}
 		for _, f := range si.fields {
 			e, ok := obj[f.name]
@@ -574,7 +574,7 @@ func checkMembers(obj map[string]any, path string, check func(k string, e any, p
 	one := func(k string) error {
 		p := jcs.MemberPath(path, k)
 		if n := utf8.RuneCountInString(k); n > maxKeyChars {
-			return &licensehub.Error{Code: licensehub.EINVALID, Field: clipText(p, 200),
+			return &licensehub.Error{Code: licensehub.EINVALID, Field: licensehub.Clip(p, 200),
 				Message: fmt.Sprintf("member names are at most %d characters, this one has %d", maxKeyChars, n),
 				Details: map[string]any{"max_chars": maxKeyChars}}
 		}
@@ -641,20 +641,8 @@ func parseDateTime(field, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
 		return time.Time{}, &licensehub.Error{Code: licensehub.EINVALID, Field: field,
-			Message: fmt.Sprintf("must be a date-time like %s, got %q", dateTimeExample, clipText(v, 40)),
+			Message: fmt.Sprintf("must be a date-time like %s, got %q", dateTimeExample, licensehub.Clip(v, 40)),
 			Details: map[string]any{"expected": dateTimeExample}}
 	}
 	return t, nil
-}
-
-// clipText shortens s for an error message, on a character boundary.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
 }

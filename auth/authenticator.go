@@ -197,8 +197,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Member, e
 	if !ok {
 		return nil, &licensehub.Error{
 			Code:    licensehub.EAUTHUNKNOWNAPP,
-			Message: fmt.Sprintf("no member system has app ID %q", clip(appID, 64)),
-			Details: map[string]any{"app_id": clip(appID, 64)},
+			Message: fmt.Sprintf("no member system has app ID %q", licensehub.Clip(appID, 64)),
+			Details: map[string]any{"app_id": licensehub.Clip(appID, 64)},
 		}
 	}
 
@@ -255,7 +255,7 @@ func (a *Authenticator) checkTimestamp(ts string, now time.Time) error {
 	if !ok {
 		return &licensehub.Error{
 			Code:    licensehub.EAUTHSTALE,
-			Message: fmt.Sprintf("%s %q is not Unix seconds in decimal", client.HeaderTimestamp, clip(ts, 32)),
+			Message: fmt.Sprintf("%s %q is not Unix seconds in decimal", client.HeaderTimestamp, licensehub.Clip(ts, 32)),
 			Details: details,
 		}
 	}

@@ -447,7 +447,7 @@ func (d *registryDoc) secret(i int, e *memberEntry, field, spec string, required
 	case hasScheme && scheme == "env":
 		switch {
 		case !envNamePattern.MatchString(rest):
-			bad("env:%s: not an environment variable name (letters, digits and '_', not starting with a digit)", clip(rest, 64))
+			bad("env:%s: not an environment variable name (letters, digits and '_', not starting with a digit)", licensehub.Clip(rest, 64))
 			return nil
 		case strings.HasPrefix(rest, "HUB_"):
 			bad("env:%s: HUB_* variables configure the hub itself (an unknown one stops it); name the secret's variable otherwise, e.g. LH_SECRET_...", rest)
@@ -465,11 +465,11 @@ func (d *registryDoc) secret(i int, e *memberEntry, field, spec string, required
 		value, source = []byte(v), "environment variable "+rest
 	case hasScheme && scheme == "demo":
 		if !d.opts.allowDemo {
-			bad("demo:%s is a demo secret, accepted only in demo mode; use env:NAME", clip(rest, 64))
+			bad("demo:%s is a demo secret, accepted only in demo mode; use env:NAME", licensehub.Clip(rest, 64))
 			return nil
 		}
 		if !labelPattern.MatchString(rest) {
-			bad("demo:%s: the label must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'", clip(rest, 64))
+			bad("demo:%s: the label must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'", licensehub.Clip(rest, 64))
 			return nil
 		}
 		value, source = DemoSecret(rest), "demo:"+rest
@@ -522,7 +522,7 @@ func (d *registryDoc) problem(i int, e *memberEntry, field []any, format string,
 	}
 	who := ""
 	if e.AppID != "" {
-		who = " (" + clip(e.AppID, 64) + ")"
+		who = " (" + licensehub.Clip(e.AppID, 64) + ")"
 	}
 	msg := fmt.Sprintf("%s:%d: %s%s: %s", d.path, d.line(i, field...), f, who, fmt.Sprintf(format, args...))
 	d.ps = append(d.ps, licensehub.Problem{Field: f, Msg: msg})
@@ -694,12 +694,4 @@ func roleList() string {
 		s[i] = string(r)
 	}
 	return strings.Join(s, ", ")
-}
-
-// clip shortens s to at most n bytes for messages.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

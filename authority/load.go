@@ -126,7 +126,7 @@ func (d *doc) problem(line int, field, code, format string, args ...any) {
 	if field != "" {
 		where += ": " + field
 		if code != "" {
-			where += " (" + clip(code, 32) + ")"
+			where += " (" + licensehub.Clip(code, 32) + ")"
 		}
 	}
 	d.ps = append(d.ps, licensehub.Problem{Field: field, Msg: where + ": " + fmt.Sprintf(format, args...)})
@@ -246,7 +246,7 @@ func (d *doc) entry(i int, n *yaml.Node) *entry {
 	case a.Code == "":
 		d.bad(e, "code", "missing; write the authority's unified social credit code (18 characters)")
 	case err != nil:
-		d.bad(e, "code", "%q is not a unified social credit code: %s", clip(a.Code, 32), creditCodeProblem(a.Code, err))
+		d.bad(e, "code", "%q is not a unified social credit code: %s", licensehub.Clip(a.Code, 32), creditCodeProblem(a.Code, err))
 	}
 	switch name := a.Name; {
 	case strings.TrimSpace(name) == "":
@@ -254,7 +254,7 @@ func (d *doc) entry(i int, n *yaml.Node) *entry {
 	case utf8.RuneCountInString(name) > MaxNameLen:
 		d.bad(e, "name", "%d characters; at most %d", utf8.RuneCountInString(name), MaxNameLen)
 	case strings.TrimSpace(name) != name:
-		d.bad(e, "name", "%q has leading or trailing white space", clip(name, 64))
+		d.bad(e, "name", "%q has leading or trailing white space", licensehub.Clip(name, 64))
 	default:
 		if i := strings.IndexFunc(name, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(name[i:])
@@ -266,7 +266,7 @@ func (d *doc) entry(i int, n *yaml.Node) *entry {
 	case a.Level == "":
 		d.bad(e, "level", "missing; one of %s", levelList())
 	case !slices.Contains(catalog.Levels, a.Level):
-		d.bad(e, "level", "%q is not a level; levels are %s", clip(string(a.Level), 32), levelList())
+		d.bad(e, "level", "%q is not a level; levels are %s", licensehub.Clip(string(a.Level), 32), levelList())
 	default:
 		levelOK = true
 	}
@@ -274,7 +274,7 @@ func (d *doc) entry(i int, n *yaml.Node) *entry {
 	if a.Parent != "" {
 		switch err := ident.ValidateCreditCode(a.Parent); {
 		case err != nil:
-			d.bad(e, "parent", "%q is not a unified social credit code: %s", clip(a.Parent, 32), creditCodeProblem(a.Parent, err))
+			d.bad(e, "parent", "%q is not a unified social credit code: %s", licensehub.Clip(a.Parent, 32), creditCodeProblem(a.Parent, err))
 		case a.Parent == a.Code:
 			d.bad(e, "parent", "is the authority itself")
 		}
@@ -296,7 +296,7 @@ func (d *doc) checkArea(e *entry, levelOK bool) {
 	case a.Level == catalog.LevelNational:
 		d.bad(e, "area_code", "a national authority covers the whole country; leave area_code out")
 	case !ident.IsAreaCode(a.AreaCode):
-		d.bad(e, "area_code", "%q is not an area code: 6 digits (GB/T 2260), e.g. \"430100\"", clip(a.AreaCode, 32))
+		d.bad(e, "area_code", "%q is not an area code: 6 digits (GB/T 2260), e.g. \"430100\"", licensehub.Clip(a.AreaCode, 32))
 	case !levelOK:
 	case a.Level == catalog.LevelProvincial && a.AreaCode[2:] != "0000":
 		d.bad(e, "area_code", "%s is not a province's code (PP0000) but the level is provincial", a.AreaCode)
@@ -379,16 +379,4 @@ func levelList() string {
 		s[i] = string(l)
 	}
 	return strings.Join(s, ", ")
-}
-
-// clip shortens s to at most n bytes, on a character boundary, marking the
-// cut with "…", so that a message never echoes a huge input.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -252,14 +252,14 @@ func (d *doc) check() *Type {
 		d.add([]any{"defining_authority", "code"}, "missing; write its unified social credit code, the first %d characters of the type code", ident.CreditCodeLen)
 	case codeOK && a.Code != ft.Code[:ident.CreditCodeLen]:
 		d.add([]any{"defining_authority", "code"}, "%s does not match the type code %s, whose first %d characters name the defining authority (%s)",
-			clip(a.Code, 32), ft.Code, ident.CreditCodeLen, ft.Code[:ident.CreditCodeLen])
+			licensehub.Clip(a.Code, 32), ft.Code, ident.CreditCodeLen, ft.Code[:ident.CreditCodeLen])
 	case !codeOK:
 		if err := ident.ValidateCreditCode(a.Code); err != nil {
-			d.add([]any{"defining_authority", "code"}, "%s is not a unified social credit code: %s", clip(a.Code, 32), licensehub.Message(err))
+			d.add([]any{"defining_authority", "code"}, "%s is not a unified social credit code: %s", licensehub.Clip(a.Code, 32), licensehub.Message(err))
 		}
 	}
 	if a.Level != "" && !slices.Contains(Levels, Level(a.Level)) {
-		d.add([]any{"defining_authority", "level"}, "%q is not a level; levels are %s", clip(a.Level, 32), levelList())
+		d.add([]any{"defining_authority", "level"}, "%q is not a level; levels are %s", licensehub.Clip(a.Level, 32), levelList())
 	}
 
 	if len(ft.HolderCodeTypes) == 0 {
@@ -270,7 +270,7 @@ func (d *doc) check() *Type {
 		switch {
 		case ct != ident.HolderCreditCode && ct != ident.HolderResidentID:
 			d.add([]any{"holder_code_types", i}, "%q is not a holder code type; use %q (unified social credit code) or %q (resident ID number)",
-				clip(ct, 32), ident.HolderCreditCode, ident.HolderResidentID)
+				licensehub.Clip(ct, 32), ident.HolderCreditCode, ident.HolderResidentID)
 		case slices.Index(ft.HolderCodeTypes, ct) < i:
 			d.add([]any{"holder_code_types", i}, "%s is listed twice", ct)
 		}
@@ -280,7 +280,7 @@ func (d *doc) check() *Type {
 	case ft.IssuingLevel == "":
 		d.add([]any{"issuing_level"}, "missing; one of %s", levelList())
 	case !slices.Contains(Levels, t.IssuingLevel):
-		d.add([]any{"issuing_level"}, "%q is not a level; levels are %s", clip(ft.IssuingLevel, 32), levelList())
+		d.add([]any{"issuing_level"}, "%q is not a level; levels are %s", licensehub.Clip(ft.IssuingLevel, 32), levelList())
 	}
 
 	t.Validity = d.checkValidity(ft.Validity)
@@ -306,7 +306,7 @@ func (d *doc) check() *Type {
 		case m.Code == "":
 			d.add([]any{"matters", i, "code"}, "missing; write the service matter code")
 		case !matterPattern.MatchString(m.Code):
-			d.add([]any{"matters", i, "code"}, "%q is not a service matter code (1 to 64 characters of 0-9, A-Z, a-z and '-')", clip(m.Code, 80))
+			d.add([]any{"matters", i, "code"}, "%q is not a service matter code (1 to 64 characters of 0-9, A-Z, a-z and '-')", licensehub.Clip(m.Code, 80))
 		default:
 			if j, dup := seenMatter[m.Code]; dup {
 				d.add([]any{"matters", i, "code"}, "%s is already listed as matters[%d]", m.Code, j)
@@ -370,7 +370,7 @@ func (d *doc) checkCode(code string) bool {
 		return false
 	case n != ident.TypeCodeLen:
 		d.add(at, "%q has %d characters; a type code has %d: the defining authority's unified social credit code (%d) and 3 digits",
-			clip(code, 32), n, ident.TypeCodeLen, ident.CreditCodeLen)
+			licensehub.Clip(code, 32), n, ident.TypeCodeLen, ident.CreditCodeLen)
 		return false
 	case len(code) != n:
 		d.add(at, "%q has a character other than digits and upper-case letters", code)
@@ -424,9 +424,9 @@ func (d *doc) checkField(i int, ff *fileField) *Field {
 		bad("name", "missing; write the key of the value in the license body's fields (ASCII snake_case)")
 	case !isASCII(ff.Name):
 		bad("name", "%q is not ASCII; license bodies carry only ASCII keys, so write it in snake_case (e.g. legal_representative) and put the printed text in label:",
-			clip(ff.Name, 64))
+			licensehub.Clip(ff.Name, 64))
 	case len(ff.Name) > maxFieldName:
-		bad("name", "%q is %d characters; at most %d", clip(ff.Name, 64), len(ff.Name), maxFieldName)
+		bad("name", "%q is %d characters; at most %d", licensehub.Clip(ff.Name, 64), len(ff.Name), maxFieldName)
 	case !fieldNamePattern.MatchString(ff.Name):
 		bad("name", "%q is not snake_case: lower-case letters, digits and single underscores, starting with a letter", ff.Name)
 	}
@@ -439,7 +439,7 @@ func (d *doc) checkField(i int, ff *fileField) *Field {
 	case ff.Type == "":
 		bad("type", "missing; one of %s", fieldTypeList())
 	case !slices.Contains(FieldTypes, typ):
-		bad("type", "%q is not a field type; types are %s", clip(ff.Type, 32), fieldTypeList())
+		bad("type", "%q is not a field type; types are %s", licensehub.Clip(ff.Type, 32), fieldTypeList())
 	}
 	known := slices.Contains(FieldTypes, typ)
 	isString := typ == TypeString
@@ -473,7 +473,7 @@ func (d *doc) checkField(i int, ff *fileField) *Field {
 		case known && !isString:
 			bad("pattern", "only string fields have a pattern, and this field's type is %s", typ)
 		case err != nil:
-			bad("pattern", "%q is not a Go regular expression: %s", clip(ff.Pattern, 80), strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			bad("pattern", "%q is not a Go regular expression: %s", licensehub.Clip(ff.Pattern, 80), strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
 	}
 	for _, l := range []struct {
@@ -499,7 +499,7 @@ func (d *doc) checkField(i int, ff *fileField) *Field {
 	case known && !isString:
 		bad("format", "only string fields have a format, and this field's type is %s", typ)
 	case !slices.Contains(Formats, f.Format):
-		bad("format", "%q is not a format; formats are %s", clip(ff.Format, 32), formatList())
+		bad("format", "%q is not a format; formats are %s", licensehub.Clip(ff.Format, 32), formatList())
 	}
 	if ff.AllowLongTerm && known && typ != TypeDate {
 		bad("allow_long_term", "only date fields can be long-term, and this field's type is %s", typ)
@@ -515,7 +515,7 @@ func (d *doc) checkField(i int, ff *fileField) *Field {
 	case known && !isString:
 		bad("bind", "only string fields can be bound, and this field's type is %s", typ)
 	case !slices.Contains(Bindings, ff.Bind):
-		bad("bind", "%q is not a binding; bindings are %s", clip(ff.Bind, 32), strings.Join(Bindings, ", "))
+		bad("bind", "%q is not a binding; bindings are %s", licensehub.Clip(ff.Bind, 32), strings.Join(Bindings, ", "))
 	default:
 		f.Bind = ff.Bind
 	}
@@ -548,7 +548,7 @@ func (d *doc) record(path []any, field, format string, args ...any) {
 	where := field
 	if len(path) >= 2 && path[0] == "fields" {
 		if i, ok := path[1].(int); ok && i < len(d.ft.Fields) && d.ft.Fields[i].Name != "" {
-			where += " (" + clip(d.ft.Fields[i].Name, 64) + ")"
+			where += " (" + licensehub.Clip(d.ft.Fields[i].Name, 64) + ")"
 		}
 	}
 	*d.ps = append(*d.ps, licensehub.Problem{Field: field,
@@ -568,7 +568,7 @@ func (d *doc) prefix(line int) string {
 		s += ":" + strconv.Itoa(line)
 	}
 	if d.code != "" {
-		s += ": type " + clip(d.code, 32)
+		s += ": type " + licensehub.Clip(d.code, 32)
 	}
 	return s
 }
@@ -723,16 +723,4 @@ func joinList[S ~string](xs []S) string {
 		s[i] = string(x)
 	}
 	return strings.Join(s, ", ")
-}
-
-// clip shortens s to at most n bytes, on a character boundary, marking the
-// cut with "…", so that a message never echoes a huge input.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

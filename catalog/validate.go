@@ -55,8 +55,8 @@ func (c *Catalog) Validate(l *license.License) error {
 func (c *Catalog) ValidateAll(l *license.License) []error {
 	t, ok := c.Type(l.TypeCode)
 	if !ok {
-		return []error{invalid("type_code", RuleUnknownType, map[string]any{"got": clip(l.TypeCode, 32)},
-			"%q is not a license type of the catalog", clip(l.TypeCode, 32))}
+		return []error{invalid("type_code", RuleUnknownType, map[string]any{"got": licensehub.Clip(l.TypeCode, 32)},
+			"%q is not a license type of the catalog", licensehub.Clip(l.TypeCode, 32))}
 	}
 	return t.ValidateAll(l)
 }
@@ -104,15 +104,15 @@ func (t *Type) Validate(l *license.License) error {
 func (t *Type) ValidateAll(l *license.License) []error {
 	var errs []error
 	if l.TypeCode != t.Code {
-		errs = append(errs, invalid("type_code", RuleTypeCode, map[string]any{"expected": t.Code, "got": clip(l.TypeCode, 32)},
-			"the license's type code is %q, but it is being checked as %s (%s)", clip(l.TypeCode, 32), t.Name, t.Code))
+		errs = append(errs, invalid("type_code", RuleTypeCode, map[string]any{"expected": t.Code, "got": licensehub.Clip(l.TypeCode, 32)},
+			"the license's type code is %q, but it is being checked as %s (%s)", licensehub.Clip(l.TypeCode, 32), t.Name, t.Code))
 	}
 	// The holder code is checked only against a code type the license
 	// type allows: against any other, its errors would only echo that one.
 	switch ct := l.Holder.CodeType; {
 	case !t.AllowsHolder(ct):
-		errs = append(errs, invalid("holder.code_type", RuleHolderCodeType, map[string]any{"expected": slices.Clone(t.HolderCodeTypes), "got": clip(ct, 16)},
-			"%s is issued to holders with code type %s, not %q", t.Name, holderTypesText(t.HolderCodeTypes), clip(ct, 16)))
+		errs = append(errs, invalid("holder.code_type", RuleHolderCodeType, map[string]any{"expected": slices.Clone(t.HolderCodeTypes), "got": licensehub.Clip(ct, 16)},
+			"%s is issued to holders with code type %s, not %q", t.Name, holderTypesText(t.HolderCodeTypes), licensehub.Clip(ct, 16)))
 	default:
 		if err := ident.ValidateHolderCode(ct, l.Holder.Code); err != nil {
 			errs = append(errs, ident.WithField(err, "holder.code"))
@@ -130,7 +130,7 @@ func (t *Type) ValidateAll(l *license.License) []error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(l.Fields)) {
 		if _, ok := t.byName[name]; !ok {
-			errs = append(errs, invalid("fields."+clip(name, 64), RuleUnknownField, nil, "not a field of %s", t.Name))
+			errs = append(errs, invalid("fields."+licensehub.Clip(name, 64), RuleUnknownField, nil, "not a field of %s", t.Name))
 		}
 	}
 	return errs
@@ -189,8 +189,8 @@ func (f *Field) check(t *Type, v any, present bool) error {
 		return nil
 	case TypeEnum:
 		if !slices.Contains(f.Enum, s) {
-			return invalid(path, RuleEnum, map[string]any{"expected": slices.Clone(f.Enum), "got": clip(s, 32)},
-				"%s is %q; want one of %s", what, clip(s, 32), strings.Join(f.Enum, ", "))
+			return invalid(path, RuleEnum, map[string]any{"expected": slices.Clone(f.Enum), "got": licensehub.Clip(s, 32)},
+				"%s is %q; want one of %s", what, licensehub.Clip(s, 32), strings.Join(f.Enum, ", "))
 		}
 		return nil
 	}

@@ -658,14 +658,5 @@ func layoutGivesDate(layout string) bool {
 	return true
 }
 
-// clip shortens a value echoed in a message.
-func clip(s string) string {
-	if len(s) <= 40 {
-		return s
-	}
-	n := 40
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
-}
+// clip shortens a value echoed in a message (licensehub.Clip).
+func clip(s string) string { return licensehub.Clip(s, 40) }

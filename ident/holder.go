@@ -1,6 +1,6 @@
 package ident
 
-import "unicode/utf8"
+import "github.com/licensehub/licensehub"
 
 // Holder code types (持证主体代码类型) as used in practice by license
 // exchange specifications.
@@ -21,19 +21,7 @@ func ValidateHolderCode(codeType, code string) error {
 	case HolderCreditCode:
 		return ValidateCreditCode(code)
 	}
-	got := clip(codeType, 16)
+	got := licensehub.Clip(codeType, 16)
 	return invalid(RuleHolderCodeType, map[string]any{"got": got, "expected": []string{HolderResidentID, HolderCreditCode}},
 		"holder code type %q is not known; want %s (resident ID) or %s (unified social credit code)", got, HolderResidentID, HolderCreditCode)
-}
-
-// clip shortens s to at most n bytes, on a character boundary, marking the
-// cut with "…", so that an error never echoes a huge input.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

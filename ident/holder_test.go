@@ -34,21 +34,3 @@ func TestValidateHolderCode(t *testing.T) {
 		})
 	}
 }
-
-func TestClip(t *testing.T) {
-	tests := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"abc", 3, "abc"},
-		{"abcd", 3, "abc…"},
-		{"码码", 4, "码…"}, // never cuts a character in half
-		{"", 0, ""},
-	}
-	for _, tt := range tests {
-		if got := clip(tt.in, tt.n); got != tt.want {
-			t.Errorf("clip(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
-		}
-	}
-}

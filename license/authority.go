@@ -1,8 +1,6 @@
 package license
 
 import (
-	"unicode/utf8"
-
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
 )
@@ -59,22 +57,11 @@ func (l *Library) checkAuthority(req *PushRequest) error {
 	return nil
 }
 
-// clipText shortens s for a message to at most 64 bytes, on a character
-// boundary.
-func clipText(s string) string {
-	const n = 64
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
-}
-
 func ruleError(field, rule, format string, args ...any) error {
 	e := licensehub.FieldError(licensehub.EINVALID, field, format, args...)
 	e.Details = map[string]any{"rule": rule}
 	return e
 }
+
+// clipText shortens a value echoed in a message (licensehub.Clip).
+func clipText(s string) string { return licensehub.Clip(s, 64) }

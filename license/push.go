@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
@@ -64,17 +63,6 @@ func parseDate(field, s string) (time.Time, error) {
 		return time.Time{}, invalidRule(field, RuleDate, nil, "%q is not a date (YYYY-MM-DD)", clip(s))
 	}
 	return t, nil
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		n := 40
-		for n > 0 && !utf8.RuneStart(s[n]) {
-			n--
-		}
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // prepare runs step a (validation), b (digest) and the signing of step f:
@@ -504,3 +492,6 @@ func (l *Library) Holds(ctx context.Context, typeCode, authority, number string)
 	}
 	return "", false, err
 }
+
+// clip shortens a value echoed in a message (licensehub.Clip).
+func clip(s string) string { return licensehub.Clip(s, 40) }

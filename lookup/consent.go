@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -371,9 +370,5 @@ func objectErr(err error, what string) error {
 	return licensehub.Wrap(err, licensehub.EOBJECTSTORE, "%s failed", what)
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
-}
+// clip shortens a value echoed in a message (licensehub.Clip).
+func clip(s string) string { return licensehub.Clip(s, 64) }

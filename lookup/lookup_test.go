@@ -441,7 +441,7 @@ func TestMaterialStates(t *testing.T) {
 			name:   "hostile name",
 			inputs: map[string]string{"legal_representative_id_number": repID, "legal_representative_name": "张\u202e三"},
 			want:   map[string]string{"法定代表人身份核验证明": StateNeedsInput},
-			detail: map[string]string{"法定代表人身份核验证明": "the input legal_representative_name: name has a bidirectional control character"},
+			detail: map[string]string{"法定代表人身份核验证明": "the input legal_representative_name: params.name holds a bidirectional control character"},
 		},
 		{
 			name: "identity mismatch",

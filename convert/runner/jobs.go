@@ -82,13 +82,6 @@ func unknownJob(id string) error {
 	return licensehub.FieldError(licensehub.ENOTFOUND, "id", "no conversion job %q", clip(id))
 }
 
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
-}
-
 // mapping returns the configured mapping called name.
 func (r *Runner) mapping(name string) (*convert.Mapping, error) {
 	m, ok := r.cfg.Mappings[name]
@@ -581,3 +574,6 @@ func (r *Runner) kv(ctx context.Context, f func(context.Context) error) error {
 	defer cancel()
 	return f(c)
 }
+
+// clip shortens a value echoed in a message (licensehub.Clip).
+func clip(s string) string { return licensehub.Clip(s, 40) }
