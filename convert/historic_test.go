@@ -18,6 +18,21 @@ import (
 // object store and an in-memory KV, whose today is testToday.
 func stockLibrary(t *testing.T) *license.Library {
 	t.Helper()
+	objs, err := fsstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { objs.Close() })
+	kv := memstore.New()
+	t.Cleanup(func() { kv.Close() })
+	lib, _ := stockLibraryOn(t, objs, kv)
+	return lib
+}
+
+// stockLibraryOn is stockLibrary on the given stores; it returns the
+// demo authority's keyring too.
+func stockLibraryOn(t *testing.T, objs licensehub.ObjectStore, kv licensehub.KV) (*license.Library, *signing.Keyring) {
+	t.Helper()
 	cat := testCatalog(t)
 	keys := t.TempDir()
 	if _, err := signing.Generate(keys, demoAuth, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -28,33 +43,19 @@ func stockLibrary(t *testing.T) *license.Library {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := fsstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { objs.Close() })
-	kv := memstore.New()
-	t.Cleanup(func() { kv.Close() })
 	lib, err := license.NewLibrary(license.Config{Objects: objs, KV: kv, Signers: ring,
 		Catalog: license.CatalogFunc(cat.Validator), DefaultValidUntil: cat.DefaultValidUntil, TypeName: cat.TypeName,
 		Clock: testClock, IssueDateSkewDays: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OpTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lib
+	return lib, ring
 }
 
-// TestStockExpiredLicense: a legacy license whose validity already ended
-// is recorded with status 05 at once where its catalog type allows
-// historic records (the food business permit: record_expired), refused
-// (INVALID, valid_until, rule expired) where it does not (the business
-// license), and never reads as valid.
-func TestStockExpiredLicense(t *testing.T) {
-	cat := testCatalog(t)
-	lib := stockLibrary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-
+// foodMapping is a food business permit register mapping (the type
+// records historic licenses: record_expired in its catalog entry).
+func foodMapping(t *testing.T) *Mapping {
+	t.Helper()
 	food := &Mapping{
 		Name: "food", LicenseType: foodType, AreaCode: "430100",
 		Authority: license.Party{Name: "湖南省市场监督管理局（演示）", Code: demoAuth},
@@ -66,12 +67,31 @@ func TestStockExpiredLicense(t *testing.T) {
 		},
 		Clock: testClock,
 	}
-	if err := food.BindCatalog(cat); err != nil {
+	if err := food.BindCatalog(testCatalog(t)); err != nil {
 		t.Fatal(err)
 	}
-	row := map[string]string{"编号": "JY14301000001234", "名称": "长沙某某餐饮有限公司", "代码": creditC, "日期": "2012年5月6日",
+	return food
+}
+
+// expiredPermitRow is a register row of a food business permit whose
+// validity ended in 2017.
+func expiredPermitRow() map[string]string {
+	return map[string]string{"编号": "JY14301000001234", "名称": "长沙某某餐饮有限公司", "代码": creditC, "日期": "2012年5月6日",
 		"至": "2017年5月5日", "法人": "王五", "住所": "长沙市天心区某路1号", "业态": "餐饮服务经营者", "项目": "热食类食品制售"}
-	req, rj := food.Request(Row{Line: 3, Values: row}, "job-1")
+}
+
+// TestStockExpiredLicense: a legacy license whose validity already ended
+// is recorded with status 05 at once where its catalog type allows
+// historic records (the food business permit: record_expired), refused
+// (INVALID, valid_until, rule expired) where it does not (the business
+// license), and never reads as valid.
+func TestStockExpiredLicense(t *testing.T) {
+	lib := stockLibrary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	food := foodMapping(t)
+	req, rj := food.Request(Row{Line: 3, Values: expiredPermitRow()}, "job-1")
 	if rj != nil {
 		t.Fatalf("reject %+v", rj)
 	}

@@ -460,6 +460,11 @@ func (d *Deliverer) envelope(ctx context.Context, ev OutboxEvent, batch string) 
 			}
 		} else {
 			e.Document = json.RawMessage(rec.Document)
+			// From the license object (the system of record), so every
+			// delivery of the event says it, whenever it was recorded.
+			if rec.Initial != "" && rec.Initial != license.StatusValid {
+				e.InitialStatus = string(rec.Initial)
+			}
 		}
 	}
 	now := d.cfg.Clock()

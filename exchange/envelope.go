@@ -49,6 +49,13 @@ type Event struct {
 	Meta *Meta `json:"meta,omitempty"`
 	// Status is set for status changes.
 	Status *StatusChange `json:"status,omitempty"`
+	// InitialStatus is set on a license or version (new, renew, change)
+	// stored with a status other than 01 valid: "05" for a historic
+	// license recorded already expired (the stock conversion of a
+	// register's lapsed licenses). Absent means 01. The license's status
+	// changes (Seq 1, 2, ...) start from it; a receiver records the
+	// license with it, not as valid.
+	InitialStatus string `json:"initial_status,omitempty"`
 	// Document is the signed license document (new, renew, change).
 	Document json.RawMessage `json:"document,omitempty"`
 	// Catalog is the catalog digest and the type codes (catalog changes).

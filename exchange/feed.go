@@ -129,6 +129,8 @@ func (f *Feed) event(ev OutboxEvent, batch string) Event {
 		Op: ev.Op, Time: ev.At, Batch: batch, Catalog: ev.Catalog}
 	if isStatusOp(ev.Op) {
 		e.Status = &StatusChange{From: ev.From, To: ev.To, SupersededBy: ev.SupersededBy}
+	} else {
+		e.InitialStatus = ev.InitialStatus
 	}
 	return e
 }

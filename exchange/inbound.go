@@ -36,7 +36,7 @@ const MaxBatch = 1000
 // ForeignLibrary is what Inbound needs of the license library
 // (*license.Library).
 type ForeignLibrary interface {
-	Import(ctx context.Context, doc []byte, prov license.Provenance) (*license.PushResult, error)
+	Import(ctx context.Context, doc []byte, prov license.Provenance, initial license.Status) (*license.PushResult, error)
 	ApplyForeignStatus(ctx context.Context, id string, seq int, change license.ForeignStatus, envelope []byte) (string, error)
 }
 
@@ -157,7 +157,8 @@ func (in *Inbound) Receive(ctx context.Context, raw []byte) (Result, error) {
 	switch ev.Op {
 	case license.OpNew, license.OpRenew, license.OpChange:
 		out, err := in.cfg.Library.Import(ctx, ev.Document,
-			license.Provenance{Kind: license.ProvenanceProvince, Source: ev.Sender, EventID: ev.ID})
+			license.Provenance{Kind: license.ProvenanceProvince, Source: ev.Sender, EventID: ev.ID},
+			license.Status(ev.InitialStatus))
 		if err != nil {
 			return res, err
 		}
@@ -214,6 +215,12 @@ func checkInbound(ev *Event) error {
 		if ev.Seq != 0 {
 			return licensehub.FieldError(licensehub.EINVALID, "body.seq", "a %s event has seq 0", ev.Op)
 		}
+		switch license.Status(ev.InitialStatus) {
+		case "", license.StatusValid, license.StatusExpired:
+		default:
+			return licensehub.FieldError(licensehub.EINVALID, "body.initial_status",
+				"a license is received valid (01) or already expired (05), not with status %q", clipStatus(ev.InitialStatus))
+		}
 	case license.OpSuspend, license.OpRestore, license.OpCancel, license.OpWithdraw,
 		license.OpRevoke, license.OpExpire, license.OpSupersede:
 		switch {
@@ -223,11 +230,21 @@ func checkInbound(ev *Event) error {
 			return licensehub.FieldError(licensehub.EINVALID, "body.seq", "a status change has seq 1 or more")
 		case ev.License == "":
 			return licensehub.FieldError(licensehub.EINVALID, "body.license", "required")
+		case ev.InitialStatus != "":
+			return licensehub.FieldError(licensehub.EINVALID, "body.initial_status", "only a license event carries an initial status")
 		}
 	default:
 		return licensehub.FieldError(licensehub.EINVALID, "body.op", "operation %q is not accepted from the provincial platform", ev.Op)
 	}
 	return nil
+}
+
+// clipStatus bounds a status code quoted in a message.
+func clipStatus(s string) string {
+	if r := []rune(s); len(r) > 8 {
+		return string(r[:8]) + "…"
+	}
+	return s
 }
 
 // ReceiveBatch receives envelopes one by one: one Result per envelope, in

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -178,6 +179,57 @@ func TestReceive(t *testing.T) {
 	})
 }
 
+// TestReceiveHistoric: another city's historic license, sent by the
+// province with initial_status 05 (its issuing hub recorded it already
+// expired), reads 05 here from its first write, whether its envelope
+// comes alone, again, or in a batch; one sent without reads 01.
+func TestReceiveHistoric(t *testing.T) {
+	ibEachBackend(t, func(t *testing.T, s ibStores) {
+		k := ibNewKit(t, s)
+		for n, tc := range []struct {
+			name    string
+			initial string
+			batch   bool
+			want    license.Status
+		}{
+			{"historic", "05", false, license.StatusExpired},
+			{"historic in a batch", "05", true, license.StatusExpired},
+			{"valid, said", "01", false, license.StatusValid},
+			{"valid, unsaid", "", true, license.StatusValid},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				id, doc := ibForeignDoc(t, k.issuer, "FJH"+strconv.Itoa(n))
+				ev := ibNewEvent(id, doc)
+				ev.InitialStatus = tc.initial
+				env := ibSeal(t, k.province, ibProvinceCode, ev)
+				for i, outcome := range []string{exchange.OutcomeStored, exchange.OutcomeDuplicate} {
+					var res exchange.Result
+					var err error
+					if tc.batch {
+						var rs []exchange.Result
+						rs, err = k.in.ReceiveBatch(ibCtxT(t), []json.RawMessage{env})
+						if err == nil {
+							res = rs[0]
+						}
+					} else {
+						res, err = k.in.Receive(ibCtxT(t), env)
+					}
+					if err != nil || res.Outcome != outcome {
+						t.Fatalf("delivery %d: %+v %v, want %s", i+1, res, err, outcome)
+					}
+				}
+				rec, err := k.lib.Get(ibCtxT(t), id)
+				if err != nil || rec.Status != tc.want || rec.Initial != tc.want || len(rec.History) != 0 {
+					t.Fatalf("Get: %+v %v; want %s from the start", rec, err, tc.want)
+				}
+				if st, err := k.lib.Status(ibCtxT(t), id); err != nil || st != tc.want {
+					t.Fatalf("Status: %s %v; want %s", st, err, tc.want)
+				}
+			})
+		}
+	})
+}
+
 func TestReceiveRejected(t *testing.T) {
 	ibEachBackend(t, func(t *testing.T, s ibStores) {
 		k := ibNewKit(t, s)
@@ -211,6 +263,16 @@ func TestReceiveRejected(t *testing.T) {
 			}()), licensehub.ESIGINVALID},
 			{"not an envelope", []byte(`{"hello":"world"}`), licensehub.EMALFORMED},
 			{"catalog op", ibSeal(t, k.province, ibProvinceCode, exchange.Event{ID: "catalog/x", Op: exchange.OpCatalog}), licensehub.EINVALID},
+			{"initial status revoked", ibSeal(t, k.province, ibProvinceCode, func() exchange.Event {
+				ev := ibNewEvent(id, doc)
+				ev.InitialStatus = "07"
+				return ev
+			}()), licensehub.EINVALID},
+			{"initial status on a status change", ibSeal(t, k.province, ibProvinceCode, func() exchange.Event {
+				ev := ibStatusEvent(id, 1)
+				ev.InitialStatus = "05"
+				return ev
+			}()), licensehub.EINVALID},
 		}
 		before := ibListAll(t, s.objects)
 		for _, tc := range cases {

@@ -30,21 +30,24 @@ const (
 
 // OutboxEvent is one event of an outbox object.
 type OutboxEvent struct {
-	EventID      string         `json:"event_id"`
-	Op           string         `json:"op"`
-	Identifier   string         `json:"identifier,omitempty"`
-	TypeCode     string         `json:"type_code,omitempty"`
-	Authority    string         `json:"authority,omitempty"`
-	Number       string         `json:"number,omitempty"`
-	Version      string         `json:"version,omitempty"`
-	Previous     string         `json:"previous,omitempty"`
-	Seq          int            `json:"seq,omitempty"`
-	From         string         `json:"from,omitempty"`
-	To           string         `json:"to,omitempty"`
-	SupersededBy string         `json:"superseded_by,omitempty"`
-	Object       string         `json:"object,omitempty"`
-	At           string         `json:"at"`
-	Catalog      *CatalogChange `json:"catalog,omitempty"`
+	EventID    string `json:"event_id"`
+	Op         string `json:"op"`
+	Identifier string `json:"identifier,omitempty"`
+	TypeCode   string `json:"type_code,omitempty"`
+	Authority  string `json:"authority,omitempty"`
+	Number     string `json:"number,omitempty"`
+	Version    string `json:"version,omitempty"`
+	Previous   string `json:"previous,omitempty"`
+	// InitialStatus: a license or version stored with a status other
+	// than valid ("05", a historic license); see Event.InitialStatus.
+	InitialStatus string         `json:"initial_status,omitempty"`
+	Seq           int            `json:"seq,omitempty"`
+	From          string         `json:"from,omitempty"`
+	To            string         `json:"to,omitempty"`
+	SupersededBy  string         `json:"superseded_by,omitempty"`
+	Object        string         `json:"object,omitempty"`
+	At            string         `json:"at"`
+	Catalog       *CatalogChange `json:"catalog,omitempty"`
 }
 
 // isStatusOp reports whether op is a status change (not a license or

@@ -3,6 +3,7 @@ package license
 import (
 	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,103 @@ func TestExpiredLicense(t *testing.T) {
 		hs, err := historic.ByHolder(ctx, stock.Holder.Code)
 		if err != nil || len(hs) != 1 || hs[0].Status != StatusExpired {
 			t.Fatalf("ByHolder after Reindex = %+v, %v", hs, err)
+		}
+	})
+}
+
+// outboxEvents reads every event recorded in the outbox objects, in key
+// order.
+func outboxEvents(t testing.TB, objs licensehub.ObjectStore) []map[string]any {
+	t.Helper()
+	var keys []string
+	if err := objs.List(ctxT(t), outboxPrefix, func(oi licensehub.ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	var out []map[string]any
+	for _, k := range keys {
+		rc, _, err := objs.Get(ctxT(t), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Events []map[string]any `json:"events"`
+		}
+		err = json.NewDecoder(rc).Decode(&doc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, doc.Events...)
+	}
+	return out
+}
+
+// TestHistoricEvent: the exchange event of a historic license carries its
+// initial status 05, and every way the event is recorded again (a retry
+// of the push completing a lost index step, Reindex repairing a lost
+// outbox) records the same event ID with it, and no status event.
+func TestHistoricEvent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		f := newFixture(t, b)
+		ctx := ctxT(t)
+		historic := f.policyLibrary(t, Policy{RecordExpired: true}, 1)
+		stock := sampleRequest("HIST-EV-1")
+		stock.IssueDate, stock.ValidFrom, stock.ValidUntil = "2012-03-01", "2012-03-01", "2017-02-28"
+		stock.Provenance = &Provenance{Kind: ProvenanceStock, Source: "scjg-food-permit", Batch: "job-1", SourceLine: 7}
+		hist := mustPush(t, historic, stock).Identifier
+		valid := mustPush(t, historic, sampleRequest("VALID-EV-1")).Identifier
+
+		// want: every event recorded, by license, with its initial status.
+		check := func(when string, recorded int) {
+			t.Helper()
+			n := 0
+			for _, ev := range outboxEvents(t, b.objects) {
+				id, _ := ev["identifier"].(string)
+				want := map[string]any{hist: "05", valid: nil}[id]
+				if ev["event_id"] != id+"/new" {
+					t.Fatalf("%s: event %v; want only the licenses' new events", when, ev["event_id"])
+				}
+				if ev["initial_status"] != want {
+					t.Fatalf("%s: event %s has initial_status %v, want %v", when, ev["event_id"], ev["initial_status"], want)
+				}
+				if id == hist {
+					n++
+				}
+			}
+			if n != recorded {
+				t.Fatalf("%s: the historic license's event is recorded %d times, want %d", when, n, recorded)
+			}
+		}
+		check("pushed", 1)
+
+		// A retry of the push that finds the license stored and indexed
+		// records nothing; one that finds the index step incomplete
+		// completes it, recording the same event again.
+		if res, err := historic.Push(ctx, stock); err != nil || res.Created {
+			t.Fatalf("retry: %+v, %v", res, err)
+		}
+		check("retried", 1)
+		if err := b.kv.Delete(ctx, kvID+hist); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := historic.Push(ctx, stock); err != nil || res.Created {
+			t.Fatalf("retry after a lost index step: %+v, %v", res, err)
+		}
+		check("retried after a lost index step", 2)
+
+		// The outbox lost: Reindex records the events again.
+		if err := b.objects.List(ctx, outboxPrefix, func(oi licensehub.ObjectInfo) error {
+			return b.objects.Delete(ctx, oi.Key)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := historic.Reindex(ctx); err != nil || rep.OutboxRepairs != 2 {
+			t.Fatalf("Reindex: %+v, %v", rep, err)
+		}
+		check("reindexed", 1)
+		if st, err := historic.Status(ctx, hist); err != nil || st != StatusExpired {
+			t.Fatalf("Status = %s, %v; want 05", st, err)
 		}
 	})
 }

@@ -97,11 +97,24 @@ func metaSafe(s string) bool {
 // event (it came from the province) and without an expiry entry (the
 // province sends its expiry). The same document again is a no-op
 // (Created false); an identifier held by a local license, or by a foreign
-// one with another document, is ECONFLICT. Status changes held for this
-// license (they arrived before it) are applied afterwards.
-func (l *Library) Import(ctx context.Context, doc []byte, prov Provenance) (*PushResult, error) {
+// one with another document or another initial status, is ECONFLICT.
+// initial is the status the province sent the license with ("" or
+// StatusValid, or StatusExpired for a historic license recorded already
+// expired): stored in the same create as the object (metaInitial), so the
+// license reads it from its first write, as a local historic one does;
+// its status changes start from it. Status changes held for this license
+// (they arrived before it) are applied afterwards.
+func (l *Library) Import(ctx context.Context, doc []byte, prov Provenance, initial Status) (*PushResult, error) {
 	if prov.Kind != ProvenanceProvince {
 		return nil, invalid("provenance.kind", "a foreign license's provenance is %s, not %q", ProvenanceProvince, clip(prov.Kind))
+	}
+	switch initial {
+	case "":
+		initial = StatusValid
+	case StatusValid, StatusExpired:
+	default:
+		return nil, invalid("initial_status", "a license is received valid (%s) or already expired (%s), not with status %q",
+			StatusValid, StatusExpired, clip(string(initial)))
 	}
 	if !metaSafe(prov.Source) || !metaSafe(prov.EventID) {
 		return nil, invalid("provenance", "source and event ID must be printable ASCII, at most 256 bytes")
@@ -136,6 +149,9 @@ func (l *Library) Import(ctx context.Context, doc []byte, prov Provenance) (*Pus
 	if prov.EventID != "" {
 		meta[metaForeignEvent] = prov.EventID
 	}
+	if initial != StatusValid {
+		meta[metaInitial] = string(initial)
+	}
 	created, raw, info, err := l.createLicense(ctx, id, canon, meta)
 	if err != nil {
 		return nil, err
@@ -150,6 +166,11 @@ func (l *Library) Import(ctx context.Context, doc []byte, prov Provenance) (*Pus
 			return nil, &licensehub.Error{Code: licensehub.ECONFLICT, Field: "identifier",
 				Message: "foreign license " + id + " is already stored with another document",
 				Details: map[string]any{"reason": "foreign_document_conflict", "identifier": id}}
+		case initialStatus(info.Metadata) != initial:
+			return nil, &licensehub.Error{Code: licensehub.ECONFLICT, Field: "initial_status",
+				Message: "foreign license " + id + " is already stored with initial status " + string(initialStatus(info.Metadata)) +
+					", not " + string(initial),
+				Details: map[string]any{"reason": "foreign_document_conflict", "identifier": id}}
 		}
 		canon = raw
 		if e, kerr := l.kvGetEntry(ctx, id); kerr == nil && e != nil {
@@ -159,12 +180,12 @@ func (l *Library) Import(ctx context.Context, doc []byte, prov Provenance) (*Pus
 			return &PushResult{Identifier: id, Document: raw}, nil
 		}
 	}
-	s := &stored{lic: lic, doc: canon, op: op, signed: signed, foreign: &prov}
+	s := &stored{lic: lic, doc: canon, op: op, signed: signed, foreign: &prov, initial: initial}
 	recs, err := l.statusRecords(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}
-	st, seq, by := current(recs, StatusValid)
+	st, seq, by := current(recs, initial)
 	if err := l.indexForeign(ctx, s, st, seq, by); err != nil {
 		return nil, err
 	}
@@ -320,7 +341,7 @@ func (l *Library) applyForeign(ctx context.Context, s *stored, seq int, envelope
 		if err != nil {
 			return "", err
 		}
-		cur, last, by := current(recs, StatusValid)
+		cur, last, by := current(recs, s.initial)
 		switch {
 		case seq <= last:
 			// Complete the index of an application that was interrupted.

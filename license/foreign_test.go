@@ -97,7 +97,7 @@ func provenance(id string) Provenance {
 
 func mustImport(t testing.TB, lib *Library, doc []byte, id string) *PushResult {
 	t.Helper()
-	res, err := lib.Import(ctxT(t), doc, provenance(id))
+	res, err := lib.Import(ctxT(t), doc, provenance(id), "")
 	if err != nil {
 		t.Fatalf("import %s: %v", id, err)
 	}
@@ -186,6 +186,57 @@ func TestImportForeign(t *testing.T) {
 	})
 }
 
+// TestImportHistoric: a foreign license the province sends already
+// expired (initial status 05, a historic license of another city) reads
+// 05 from its first write, through every read, after the index is lost
+// and after Reindex; it gets no expiry entry and no outbound event.
+func TestImportHistoric(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		f := newFixture(t, b)
+		k := newForeignKit(t)
+		lic := foreignLicense("FJ-2012-0001", 1)
+		lic.IssueDate, lic.ValidFrom, lic.ValidUntil = "2012-05-06", "2012-05-06", "2017-05-05"
+		doc := k.doc(t, lic)
+		id := lic.Identifier
+
+		if res, err := f.lib.Import(ctxT(t), doc, provenance(id), StatusExpired); err != nil || !res.Created {
+			t.Fatalf("import: %+v, %v", res, err)
+		}
+		if res, err := f.lib.Import(ctxT(t), doc, provenance(id), StatusExpired); err != nil || res.Created {
+			t.Fatalf("the same import again: %+v, %v", res, err)
+		}
+		check := func(when string) {
+			t.Helper()
+			if st, err := f.lib.Status(ctxT(t), id); err != nil || st != StatusExpired {
+				t.Fatalf("%s: Status = %s, %v; want 05", when, st, err)
+			}
+			rec, err := f.lib.Get(ctxT(t), id)
+			if err != nil || rec.Status != StatusExpired || rec.Initial != StatusExpired || len(rec.History) != 0 {
+				t.Fatalf("%s: Get = %+v, %v; want 05 from the start", when, rec, err)
+			}
+			sums, err := f.lib.ByHolder(ctxT(t), holderResident)
+			if err != nil || len(sums) != 1 || sums[0].Status != StatusExpired {
+				t.Fatalf("%s: ByHolder = %+v, %v", when, sums, err)
+			}
+		}
+		check("imported")
+		if err := b.kv.Delete(ctxT(t), kvID+id); err != nil {
+			t.Fatal(err)
+		}
+		check("lic:id lost")
+		if _, err := f.lib.Reindex(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		check("reindexed")
+		if n := countObjects(t, b.objects, outboxPrefix); n != 0 {
+			t.Fatalf("%d outbox objects for a foreign license", n)
+		}
+		if due, err := b.kv.ZRangeByScore(ctxT(t), kvExpiry, math.Inf(-1), math.Inf(1), 10); err != nil || len(due) != 0 {
+			t.Fatalf("expiry entries: %v %v", due, err)
+		}
+	})
+}
+
 func TestImportRefused(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		f := newFixture(t, b)
@@ -208,20 +259,23 @@ func TestImportRefused(t *testing.T) {
 		mismatch.Number = "FJ-2026-9999"
 
 		cases := []struct {
-			name   string
-			doc    []byte
-			prov   Provenance
-			code   string
-			reason string
+			name    string
+			doc     []byte
+			prov    Provenance
+			initial Status
+			code    string
+			reason  string
 		}{
-			{"over a local license", fake, provenance(local.Identifier), licensehub.ECONFLICT, "local_license"},
-			{"not province provenance", doc, Provenance{Kind: ProvenanceStock}, licensehub.EINVALID, ""},
-			{"number does not match identifier", k.doc(t, mismatch), provenance(mismatch.Identifier), licensehub.EINVALID, ""},
-			{"not a document", []byte(`{"body":1}`), provenance(other.Identifier), licensehub.EMALFORMED, ""},
+			{"over a local license", fake, provenance(local.Identifier), "", licensehub.ECONFLICT, "local_license"},
+			{"not province provenance", doc, Provenance{Kind: ProvenanceStock}, "", licensehub.EINVALID, ""},
+			{"number does not match identifier", k.doc(t, mismatch), provenance(mismatch.Identifier), "", licensehub.EINVALID, ""},
+			{"not a document", []byte(`{"body":1}`), provenance(other.Identifier), "", licensehub.EMALFORMED, ""},
+			{"initial status revoked", doc, provenance(other.Identifier), StatusRevoked, licensehub.EINVALID, ""},
+			{"initial status not a code", doc, provenance(other.Identifier), "5", licensehub.EINVALID, ""},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				_, err := f.lib.Import(ctxT(t), tc.doc, tc.prov)
+				_, err := f.lib.Import(ctxT(t), tc.doc, tc.prov, tc.initial)
 				if !licensehub.IsCode(err, tc.code) {
 					t.Fatalf("err = %v, want %s", err, tc.code)
 				}
@@ -239,8 +293,15 @@ func TestImportRefused(t *testing.T) {
 		}
 		// Same identifier, other content: conflict.
 		mustImport(t, f.lib, doc, other.Identifier)
-		if _, err := f.lib.Import(ctxT(t), k.doc(t, changed), provenance(other.Identifier)); !licensehub.IsCode(err, licensehub.ECONFLICT) {
+		if _, err := f.lib.Import(ctxT(t), k.doc(t, changed), provenance(other.Identifier), ""); !licensehub.IsCode(err, licensehub.ECONFLICT) {
 			t.Fatalf("other document for a stored foreign license: %v", err)
+		}
+		// Same document, other initial status: conflict, and it still reads valid.
+		if _, err := f.lib.Import(ctxT(t), doc, provenance(other.Identifier), StatusExpired); !licensehub.IsCode(err, licensehub.ECONFLICT) {
+			t.Fatalf("a stored valid foreign license sent again as expired: %v", err)
+		}
+		if st, err := f.lib.Status(ctxT(t), other.Identifier); err != nil || st != StatusValid {
+			t.Fatalf("Status = %s, %v; want 01", st, err)
 		}
 	})
 }

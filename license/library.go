@@ -158,6 +158,11 @@ type Record struct {
 	Document   []byte   // stored signed document
 	License    *License // its body
 	Status     Status
+	// Initial is the status before any status record: valid (01), or
+	// expired (05) for a historic license recorded already expired (a
+	// local one by the stock conversion, a foreign one as the province
+	// sent it). The exchange carries it with the license.
+	Initial    Status
 	StatusName string // Status.Name(), or "superseded"
 	// StatusDescription is set for StatusOther: "superseded" on a replaced version.
 	StatusDescription string

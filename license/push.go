@@ -388,7 +388,7 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 	if !created {
 		initial = initialStatus(info.Metadata)
 	}
-	if err := l.indexNew(ctx, &lic, p.serial, p.op, p.signed, initial, 0, ""); err != nil {
+	if err := l.indexNew(ctx, &lic, p.serial, p.op, p.signed, initial, initial, 0, ""); err != nil {
 		return nil, err
 	}
 	return &PushResult{Identifier: id, Document: doc, Created: created}, nil
@@ -397,8 +397,9 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 // indexNew is step g for a license object that exists: holder set,
 // natural key, expiry set and the exchange event (outbox object, then
 // stream) concurrently, then lic:id last, so that lic:id present means
-// every other step completed.
-func (l *Library) indexNew(ctx context.Context, lic *License, serial, op string, signed time.Time, st Status, seq int, supersededBy string) error {
+// every other step completed. initial is the status the object was
+// stored with (its event carries it), st the current one.
+func (l *Library) indexNew(ctx context.Context, lic *License, serial, op string, signed time.Time, initial, st Status, seq int, supersededBy string) error {
 	id := lic.Identifier
 	parsed, err := ident.Parse(id)
 	if err != nil {
@@ -416,19 +417,30 @@ func (l *Library) indexNew(ctx context.Context, lic *License, serial, op string,
 			}
 			return l.kvDo(ctx, func(c context.Context) error { return l.cfg.KV.ZAdd(c, kvExpiry, score, id) })
 		},
-		func() error {
-			return l.emit(ctx, signed, id, op, 0, map[string]any{
-				"op": op, "identifier": id, "type_code": lic.TypeCode, "authority": lic.Issuer.Code,
-				"number": lic.Number, "version": lic.Version, "previous": lic.Previous,
-				"object": licenseKey(id), "at": signed.UTC().Format(signing.SignedAtLayout),
-			})
-		})
+		func() error { return l.emit(ctx, signed, id, op, 0, licenseEvent(lic, op, signed, initial)) })
 	if err != nil {
 		return err
 	}
 	return l.kvSetEntry(ctx, id, &indexEntry{Type: lic.TypeCode, Authority: lic.Issuer.Code, Number: lic.Number,
 		Serial: serial, Version: parsed.Version, Status: st, StatusSeq: seq, Previous: lic.Previous,
 		SupersededBy: supersededBy, ValidUntil: lic.ValidUntil})
+}
+
+// licenseEvent is the outbox event of a license or version (op new,
+// renew or change; seq 0). A license stored with a status other than
+// valid (05 on a historic license, see metaInitial) carries it as
+// initial_status, so that the exchange tells the province what the hub
+// reads from the first write; its status changes, if any, start from it.
+func licenseEvent(lic *License, op string, signed time.Time, initial Status) map[string]any {
+	ev := map[string]any{
+		"op": op, "identifier": lic.Identifier, "type_code": lic.TypeCode, "authority": lic.Issuer.Code,
+		"number": lic.Number, "version": lic.Version, "previous": lic.Previous,
+		"object": licenseKey(lic.Identifier), "at": signed.UTC().Format(signing.SignedAtLayout),
+	}
+	if initial != "" && initial != StatusValid {
+		ev["initial_status"] = initial
+	}
+	return ev
 }
 
 // setNatural points the natural key at id unless it already names a later

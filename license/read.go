@@ -191,7 +191,7 @@ func (l *Library) Get(ctx context.Context, identifier string) (*Record, error) {
 	if err := l.repairEntry(ctx, s, st, seq, by); err != nil {
 		l.log.WarnContext(ctx, "license index repair failed", "identifier", identifier, "err", err)
 	}
-	r := &Record{Identifier: identifier, Document: s.doc, License: &s.lic, Status: st,
+	r := &Record{Identifier: identifier, Document: s.doc, License: &s.lic, Status: st, Initial: s.initial,
 		StatusName: statusName(st, by), Previous: s.lic.Previous, SupersededBy: by,
 		Versions: versions, History: recs, Provenance: s.foreign}
 	if r.History == nil {
@@ -213,7 +213,7 @@ func (l *Library) repairEntry(ctx context.Context, s *stored, st Status, seq int
 	case isCode(err, licensehub.ENOTFOUND) && s.foreign != nil:
 		return l.indexForeign(ctx, s, st, seq, by) // no outbound event: it came from the province
 	case isCode(err, licensehub.ENOTFOUND):
-		return l.indexNew(ctx, &s.lic, serialOf(s.lic.Number), s.op, s.signed, st, seq, by)
+		return l.indexNew(ctx, &s.lic, serialOf(s.lic.Number), s.op, s.signed, s.initial, st, seq, by)
 	case err != nil:
 		return err
 	case e.StatusSeq == seq && e.Status == st && e.SupersededBy == by:

@@ -161,11 +161,7 @@ func (l *Library) Reindex(ctx context.Context) (ReindexReport, error) {
 		foreign := it.s.foreign != nil // came from the province: no outbound events, no expiry sweep
 		// Missing outbox events of the license and of its last change.
 		if !foreign && !outbox[eventID(id, it.s.op, 0)] {
-			err := l.emit(ctx, it.s.signed, id, it.s.op, 0, map[string]any{
-				"op": it.s.op, "identifier": id, "type_code": lic.TypeCode, "authority": lic.Issuer.Code,
-				"number": lic.Number, "version": lic.Version, "previous": lic.Previous,
-				"object": licenseKey(id), "at": it.s.signed.UTC().Format(signing.SignedAtLayout),
-			})
+			err := l.emit(ctx, it.s.signed, id, it.s.op, 0, licenseEvent(lic, it.s.op, it.s.signed, it.s.initial))
 			if err != nil {
 				return err
 			}

@@ -18,7 +18,8 @@
 // Foreign licenses (issued elsewhere in the province, Import): the same
 // licenses/<identifier>.json, holding the document as its own authority
 // signed it, with metadata foreign=province, foreign-source (sender) and
-// foreign-event (event ID) besides digest and op; their status records
+// foreign-event (event ID) besides digest and op (and initial-status "05"
+// when the province sent a historic license already expired); their status records
 // status/<identifier>/<seq>.json hold the province-signed exchange
 // envelope (body type licensehub.exchange.event; verify against the
 // province's key) and are written only by ApplyForeignStatus, in seq
@@ -81,9 +82,12 @@
 // The current status is the last status record (when there is none:
 // valid, or the license object's initial-status metadata, "05" on a
 // historic license the stock conversion recorded already expired, see
-// Policy.RecordExpired; it is written with the object, in the same
-// create, so such a license never reads as valid): derivable from the
-// object store alone. A change reads the last
+// Policy.RecordExpired, or a foreign one the province sent so; it is
+// written with the object, in the same create, so such a license never
+// reads as valid): derivable from the object store alone. The license's
+// exchange event carries it (initial_status), so the province reads 05
+// from the same event that brings the license, whichever delivery of it
+// (retry, replay, reconciliation) it applies. A change reads the last
 // record, checks the transition (Transition; terminal states allow
 // nothing), sets lic:pending:<id>, writes the next seq create-only (a
 // conflict is a concurrent change: re-read and re-check), then updates

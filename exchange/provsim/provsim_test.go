@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -354,6 +355,63 @@ func TestOrderTracking(t *testing.T) {
 				t.Errorf("out of order %d gaps %d, want %d %d", st.OutOfOrder, st.Gaps, tc.ooo, tc.gaps)
 			}
 		})
+	}
+}
+
+// TestView: the province's view of a license is the initial status its
+// license event carries (01 when none, 05 for a historic license), then
+// its status changes by seq; duplicates and late events change nothing.
+func TestView(t *testing.T) {
+	newEv := func(initial string) exchange.Event {
+		return exchange.Event{ID: "a/new", License: "a", Op: "new", InitialStatus: initial}
+	}
+	change := func(seq int, op, from, to string) exchange.Event {
+		return exchange.Event{ID: "a/" + op + "/" + strconv.Itoa(seq), License: "a", Seq: seq, Op: op,
+			Status: &exchange.StatusChange{From: from, To: to}}
+	}
+	for _, tc := range []struct {
+		name   string
+		events []exchange.Event
+		status string
+		seq    int
+	}{
+		{"new", []exchange.Event{newEv("")}, "01", 0},
+		{"historic", []exchange.Event{newEv("05")}, "05", 0},
+		{"historic twice", []exchange.Event{newEv("05"), newEv("05")}, "05", 0},
+		{"suspended", []exchange.Event{newEv(""), change(1, "suspend", "01", "02")}, "02", 1},
+		{"restored", []exchange.Event{newEv(""), change(1, "suspend", "01", "02"), change(2, "restore", "02", "01")}, "01", 2},
+		{"late change", []exchange.Event{newEv(""), change(2, "restore", "02", "01"), change(1, "suspend", "01", "02")}, "01", 2},
+		{"late license", []exchange.Event{change(1, "expire", "01", "05"), newEv("")}, "05", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := provsim.New(provsim.Config{HubKeys: signing.Bundle{}})
+			defer s.Close()
+			for _, ev := range tc.events {
+				s.Apply(&ev)
+			}
+			v, ok := s.View("a")
+			if !ok || v.Status != tc.status || v.Seq != tc.seq {
+				t.Fatalf("view %+v %v, want status %s seq %d", v, ok, tc.status, tc.seq)
+			}
+			if _, ok := s.View("b"); ok {
+				t.Fatal("a view of a license never sent")
+			}
+		})
+	}
+	// Over HTTP.
+	f := newFixture(t, provsim.Knobs{})
+	lic := "1.2.156.3005.2.11100000000013338W024.11100000000013338W.JY1.001.X"
+	if status, m, err := f.post(t, "/v1/events", seal(t, f.ring, exchange.Event{ID: lic + "/new", License: lic, Op: "new",
+		Time: "2026-11-26T08:00:00Z", InitialStatus: "05"})); err != nil || status != 200 || m["applied"] != true {
+		t.Fatalf("post: %d %v %v", status, m, err)
+	}
+	var v provsim.View
+	if code := f.get(t, "/_sim/licenses/"+lic, &v); code != 200 || v.Status != "05" || len(v.Events) != 1 {
+		t.Fatalf("GET view: %d %+v", code, v)
+	}
+	var p map[string]any
+	if code := f.get(t, "/_sim/licenses/nope", &p); code != 404 {
+		t.Fatalf("GET view of an unknown license: %d %v", code, p)
 	}
 }
 

@@ -17,6 +17,9 @@
 //	                                joined by "\n" (see Digest)
 //	GET|POST /_sim/knobs            the failure knobs (see Knobs)
 //	GET|DELETE /_sim/stats          counters (see Stats)
+//	GET  /_sim/licenses/{id}        the province's view of a license (see View):
+//	                                {"license","status","seq","events"}; 404 when
+//	                                no event of it was applied
 //
 // /events and /reconcile answer too (the design note's names). The
 // knobs act on POST /v1/events only, except an outage, which closes the
@@ -46,6 +49,7 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/exchange"
+	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 )
 
@@ -116,6 +120,19 @@ type Applied struct {
 type licenseState struct {
 	maxSeq int
 	order  []string
+	// status is the province's view: the license event's initial status
+	// (01 when it carries none), then the To of each status change with a
+	// higher seq than the last one applied (statusSeq).
+	status    string
+	statusSeq int
+}
+
+// View is the province's view of one license.
+type View struct {
+	License string   `json:"license"`
+	Status  string   `json:"status"` // "" until the license event or a status change is applied
+	Seq     int      `json:"seq"`    // the status change the status comes from (0: the license event)
+	Events  []string `json:"events"` // the IDs applied, in order
 }
 
 // Server is the simulator; it is an http.Handler.
@@ -168,6 +185,14 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /_sim/knobs", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Knobs()) })
 	s.mux.HandleFunc("POST /_sim/knobs", s.postKnobs)
 	s.mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
+	s.mux.HandleFunc("GET /_sim/licenses/{id}", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := s.View(r.PathValue("id"))
+		if !ok {
+			writeJSON(w, http.StatusNotFound, problem{CodeInvalid, "no event of this license was applied"})
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
 	s.mux.HandleFunc("DELETE /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
 		s.ResetStats()
 		w.WriteHeader(http.StatusNoContent)
@@ -268,6 +293,21 @@ func (s *Server) Order(license string) []string {
 		return slices.Clone(ls.order)
 	}
 	return nil
+}
+
+// View returns the province's view of a license: its status as the
+// events applied say it (the initial status of its license event, 01 when
+// the event carries none, 05 for a historic license; then each status
+// change in seq order), and the events applied. ok is false when no event
+// of the license was applied.
+func (s *Server) View(license string) (View, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := s.licenses[license]
+	if ls == nil {
+		return View{}, false
+	}
+	return View{License: license, Status: ls.status, Seq: ls.statusSeq, Events: slices.Clone(ls.order)}, true
 }
 
 // Reconciliation is the answer of GET /v1/reconcile.
@@ -458,8 +498,23 @@ func (s *Server) apply(ev *exchange.Event) bool {
 		s.stats.OutOfOrder++
 		s.stats.OutOfOrderLicenses[ev.License]++
 	}
+	switch {
+	case ev.Status != nil && ev.Seq > ls.statusSeq:
+		ls.status, ls.statusSeq = ev.Status.To, ev.Seq
+	case ev.Seq == 0 && isLicenseOp(ev.Op) && ls.statusSeq == 0:
+		ls.status = ev.InitialStatus
+		if ls.status == "" {
+			ls.status = "01"
+		}
+	}
 	ls.order = append(ls.order, ev.ID)
 	return true
+}
+
+// isLicenseOp reports whether op brings a license or version (not a
+// status change).
+func isLicenseOp(op string) bool {
+	return op == license.OpNew || op == license.OpRenew || op == license.OpChange
 }
 
 func (s *Server) reconcile(w http.ResponseWriter, r *http.Request) {
