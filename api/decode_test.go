@@ -157,3 +157,34 @@ func TestDecodeMessages(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecode: the strict decoding of a push body (the I-JSON check,
+// exact member names, types in user words, maxlen on every string) beside
+// what it replaced in the same run, encoding/json with unknown members
+// refused (encoding-json-strict).
+func BenchmarkDecode(b *testing.B) {
+	body := []byte(pushBody)
+	b.Run("hub", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req license.PushRequest
+			if err := decodeJSON(body, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json-strict", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req license.PushRequest
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			dec.UseNumber()
+			if err := dec.Decode(&req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
