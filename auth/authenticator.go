@@ -60,8 +60,10 @@ func FromHTTP(r *http.Request, body []byte) Request {
 type Option func(*options)
 
 type options struct {
-	maxSkew time.Duration
-	now     func() time.Time
+	maxSkew  time.Duration
+	now      func() time.Time
+	epoch    bool          // WithReplayEpoch
+	maxAhead time.Duration // WithReplayEpoch
 }
 
 func buildOptions(opts []Option) options {
@@ -99,16 +101,25 @@ type Authenticator struct {
 	nonces   NonceStore
 	maxSkew  time.Duration
 	now      func() time.Time
+	epoch    bool          // refuse requests older than the nonce store (epoch.go)
+	maxAhead time.Duration // with epoch: how far ahead a timestamp may be
 }
 
 // NewAuthenticator returns an Authenticator over reg that remembers nonces
-// in nonces. It panics when either is nil.
+// in nonces. It panics when either is nil, or WithReplayEpoch is given
+// with a nonce store that is no EpochStore or a tolerance above the skew.
 func NewAuthenticator(reg *Registry, nonces NonceStore, opts ...Option) *Authenticator {
 	if reg == nil || nonces == nil {
 		panic("auth.NewAuthenticator: nil registry or nonce store")
 	}
 	o := buildOptions(opts)
-	a := &Authenticator{nonces: nonces, maxSkew: o.maxSkew, now: o.now}
+	if _, ok := nonces.(EpochStore); o.epoch && !ok {
+		panic("auth.NewAuthenticator: WithReplayEpoch needs a nonce store with Get")
+	}
+	if o.epoch && o.maxAhead > o.maxSkew {
+		panic(fmt.Sprintf("auth.NewAuthenticator: WithReplayEpoch(%s) exceeds the skew %s", o.maxAhead, o.maxSkew))
+	}
+	a := &Authenticator{nonces: nonces, maxSkew: o.maxSkew, now: o.now, epoch: o.epoch, maxAhead: o.maxAhead}
 	a.registry.Store(reg)
 	return a
 }
@@ -157,6 +168,12 @@ const maxSignatureHeader = 128
 //  5. AUTH_REPLAY: the nonce was seen for this app within NonceTTL
 //     ("nonce"). Only authentic requests reach this step, so forged ones
 //     cannot use up nonces.
+//  6. With WithReplayEpoch, AUTH_STALE with "reason": "replay_store_reset"
+//     ("replay_store_reset", "min_timestamp"): the timestamp is before the
+//     nonce store's epoch plus the future tolerance, so the request may
+//     have been accepted before the store lost its nonces (epoch.go). The
+//     epoch is read together with the nonce check: no extra round trip.
+//     In step 3 a timestamp may then be at most that tolerance ahead.
 //
 // A failing nonce store gives EUNAVAILABLE.
 func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Member, error) {
@@ -213,24 +230,36 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Member, e
 		return nil, err
 	}
 
-	// 5. A nonce not seen before (and, meanwhile, admission).
+	// 5. A nonce not seen before and, with the epoch, a timestamp the
+	// nonce store covers (and, meanwhile, admission): the store calls
+	// overlap (on Redis they share a pipeline).
 	var (
 		admitted = make(chan error, 1)
 		admitErr error
+		epoch    = make(chan epochResult, 1)
 	)
 	if r.Admit != nil {
 		go func() { admitted <- r.Admit(ctx, m) }()
 	}
+	if a.epoch {
+		go func() {
+			e, err := epochAt(ctx, a.nonces.(EpochStore), now)
+			epoch <- epochResult{e, err}
+		}()
+	}
 	fresh, err := a.nonces.SetNX(ctx, "nonce:"+appID+":"+nonce, []byte(ts), a.NonceTTL())
+	var er epochResult
+	if a.epoch {
+		er = <-epoch
+	}
 	if r.Admit != nil {
 		admitErr = <-admitted
 	}
 	if err != nil {
-		return nil, &licensehub.Error{
-			Code:    licensehub.EUNAVAILABLE,
-			Message: "replay protection is unavailable: the nonce store failed",
-			Err:     err,
-		}
+		return nil, unavailableEpoch(err)
+	}
+	if er.err != nil {
+		return nil, unavailableEpoch(er.err)
 	}
 	if !fresh {
 		return nil, &licensehub.Error{
@@ -239,10 +268,21 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Member, e
 			Details: map[string]any{"nonce": nonce},
 		}
 	}
+	if a.epoch {
+		secs, _ := parseUnixSeconds(ts) // checked in step 3
+		if err := a.checkEpoch(secs, er.at, now); err != nil {
+			return nil, err
+		}
+	}
 	if admitErr != nil {
 		return nil, admitErr
 	}
 	return m, nil
+}
+
+type epochResult struct {
+	at  time.Time
+	err error
 }
 
 // checkTimestamp accepts decimal Unix seconds within the skew of now.
@@ -260,17 +300,26 @@ func (a *Authenticator) checkTimestamp(ts string, now time.Time) error {
 		}
 	}
 	skew := time.Unix(secs, 0).Sub(now) // saturates for absurd values
-	if skew > a.maxSkew || skew < -a.maxSkew {
+	ahead := a.maxSkew
+	if a.epoch {
+		ahead = a.maxAhead
+		details["max_ahead_seconds"] = a.maxAhead.Seconds()
+	}
+	if skew > ahead || skew < -a.maxSkew {
 		details["skew_seconds"] = secs - now.Unix()
 		dir := "behind"
 		if skew > 0 {
 			dir = "ahead of"
 		}
+		accepted := "at most " + licensehub.HumanDuration(a.maxSkew) + " either way is accepted"
+		if ahead != a.maxSkew {
+			accepted = "at most " + licensehub.HumanDuration(a.maxSkew) + " behind or " + licensehub.HumanDuration(ahead) + " ahead is accepted"
+		}
 		return &licensehub.Error{
 			Code: licensehub.EAUTHSTALE,
-			Message: fmt.Sprintf("%s is %s %s the hub's clock (%d); at most %s either way is accepted",
+			Message: fmt.Sprintf("%s is %s %s the hub's clock (%d); %s",
 				client.HeaderTimestamp, licensehub.HumanDuration(skew.Abs().Truncate(time.Second)), dir, now.Unix(),
-				licensehub.HumanDuration(a.maxSkew)),
+				accepted),
 			Details: details,
 		}
 	}
