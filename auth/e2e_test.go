@@ -264,3 +264,77 @@ func FuzzAuthenticate(f *testing.F) {
 		}
 	})
 }
+
+// TestEndToEndReplayAfterReset sends a captured signed request over HTTP
+// to a hub whose nonce store then loses its data (the in-process store
+// with the hub process, Redis on its own): 401 AUTH_STALE with reason
+// replay_store_reset, where the hub without the epoch answered 200. A
+// request signed after the reset is answered 200 once, then AUTH_REPLAY.
+func TestEndToEndReplayAfterReset(t *testing.T) {
+	const ahead = 2 * time.Second
+	reg := loadRegistry(t, testRegistryYAML, testEnv)
+	for _, b := range epochBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			hubStore, reset := b.open(t)
+			clk := newClock(t0)
+			start := func() string { // a hub process over the store
+				kv := hubStore()
+				a := auth.NewAuthenticator(reg, kv, auth.WithReplayEpoch(ahead), auth.WithClock(clk.Now))
+				if _, err := a.Prime(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				srv := httptest.NewServer(&testHub{authn: a, limiter: auth.NewLimiter(kv, auth.WithClock(clk.Now))})
+				t.Cleanup(srv.Close)
+				return srv.URL
+			}
+			send := func(hub string, r auth.Request) (int, string, map[string]any) {
+				t.Helper()
+				req, err := http.NewRequestWithContext(t.Context(), r.Method, hub+r.EscapedPath+"?"+r.RawQuery, strings.NewReader(string(r.Body)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, h := range []string{client.HeaderAppID, client.HeaderTimestamp, client.HeaderNonce, client.HeaderSignature} {
+					req.Header.Set(h, r.Header(h))
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var body struct {
+					Code    string         `json:"code"`
+					Details map[string]any `json:"details"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				return resp.StatusCode, body.Code, body.Details
+			}
+			hub := start()
+			clk.Add(time.Hour)
+			captured := sign(t, approval, lookup, clk.Now(), "")
+			if status, code, _ := send(hub, captured); status != 200 {
+				t.Fatalf("first: %d %s", status, code)
+			}
+			if status, code, _ := send(hub, captured); status != 401 || code != licensehub.EAUTHREPLAY {
+				t.Fatalf("replay before the reset: %d %s, want 401 AUTH_REPLAY", status, code)
+			}
+			clk.Add(time.Minute)
+			reset()
+			if !b.after {
+				hub = start() // the embedded hub restarted
+			}
+			status, code, details := send(hub, captured)
+			if status != 401 || code != licensehub.EAUTHSTALE || details["reason"] != "replay_store_reset" {
+				t.Fatalf("replay after the reset: %d %s %v, want 401 AUTH_STALE replay_store_reset", status, code, details)
+			}
+			minTS, _ := details["min_timestamp"].(float64)
+			clk.Add(time.Unix(int64(minTS), 0).Sub(clk.Now()))
+			fresh := sign(t, approval, lookup, clk.Now(), "")
+			if status, code, _ := send(hub, fresh); status != 200 {
+				t.Fatalf("a request signed at min_timestamp: %d %s", status, code)
+			}
+			if status, code, _ := send(hub, fresh); status != 401 || code != licensehub.EAUTHREPLAY {
+				t.Fatalf("its replay: %d %s, want 401 AUTH_REPLAY", status, code)
+			}
+		})
+	}
+}

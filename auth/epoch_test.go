@@ -19,21 +19,21 @@ import (
 // process restart: the store and every hub over it are new.
 type epochBackend struct {
 	name  string
-	open  func(t *testing.T) (hub func() auth.EpochStore, reset func())
+	open  func(t *testing.T) (hub func() licensehub.KV, reset func())
 	after bool // a hub instance survives the reset (Redis), else it restarts
 }
 
 func epochBackends() []epochBackend {
 	return []epochBackend{
-		{name: "memory", open: func(t *testing.T) (func() auth.EpochStore, func()) {
+		{name: "memory", open: func(t *testing.T) (func() licensehub.KV, func()) {
 			kv := newKV(t)
-			return func() auth.EpochStore { return kv }, func() { kv = newKV(t) }
+			return func() licensehub.KV { return kv }, func() { kv = newKV(t) }
 		}},
-		{name: "redis", after: true, open: func(t *testing.T) (func() auth.EpochStore, func()) {
+		{name: "redis", after: true, open: func(t *testing.T) (func() licensehub.KV, func()) {
 			url := testenv.RequireRedis(t)
 			prefix := testenv.Name(t) + ":"
 			t.Cleanup(func() { testenv.CleanRedisPrefix(t, url, prefix) })
-			return func() auth.EpochStore {
+			return func() licensehub.KV {
 					s, err := redisstore.Open(t.Context(), redisstore.Config{URL: url, Prefix: prefix})
 					if err != nil {
 						t.Fatalf("redis: %v", err)
