@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/licensehub/licensehub"
 )
 
 // Config is the whole configuration. The yaml tags are the key names; the
@@ -170,6 +172,11 @@ type Auth struct {
 	// MaxSkew is the clock difference tolerated on request timestamps;
 	// nonces are remembered for twice as long.
 	MaxSkew Duration `yaml:"max_skew"`
+	// MaxAhead is how far ahead of the hub's clock a timestamp may be
+	// (0..max_skew); after the nonce store lost its data (Redis restarted
+	// empty, the embedded hub restarted) requests signed within it of the
+	// loss are refused, so no captured request is accepted twice.
+	MaxAhead Duration `yaml:"max_ahead"`
 }
 
 // Audit configures the tamper-evident audit trail.
@@ -252,7 +259,7 @@ func Default() Config {
 		MinIO:   MinIO{Bucket: "licensehub", Timeout: Duration(10 * time.Second)},
 		Redis:   Redis{Prefix: "lh:", Timeout: Duration(2 * time.Second)},
 		Signing: Signing{KeysDir: "./data/keys", HubAuthority: "11330100MB1234567E"},
-		Auth:    Auth{MembersFile: "configs/members.yaml", MaxSkew: Duration(5 * time.Minute)},
+		Auth:    Auth{MembersFile: "configs/members.yaml", MaxSkew: Duration(5 * time.Minute), MaxAhead: Duration(2 * time.Second)},
 		Audit:   Audit{JournalDir: "./data/audit", SealInterval: Duration(10 * time.Second), SegmentRecords: 10000},
 		Catalog: Catalog{Dir: "configs/catalog"},
 		Library: Library{SweepInterval: Duration(time.Hour), IssueDateSkewDays: 1},
@@ -511,6 +518,10 @@ func (c *Config) Validate() []Problem {
 		if p.d <= 0 {
 			bad(p.key, "must be a positive duration, got %s", p.d)
 		}
+	}
+	if c.Auth.MaxAhead < 0 || c.Auth.MaxAhead > c.Auth.MaxSkew {
+		bad("auth.max_ahead", "must be between 0 and auth.max_skew (%s), got %s",
+			licensehub.HumanDuration(c.Auth.MaxSkew.D()), licensehub.HumanDuration(c.Auth.MaxAhead.D()))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -189,6 +189,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 	srv := api.New(api.Options{Config: cfg.Server, Logger: log, Registry: reg, Backends: b.readiness, Version: version,
 		Keys: ring, Verifier: &license.Verifier{Keys: ring, Status: lib}, Auth: authn, Limiter: limiter, Audit: trail,
 		Catalog: cat, Authorities: authorities, Library: lib, Gateway: gateway, Lookups: lookups, Conversions: conversions, Exchange: hx.routes, Inbound: hx.inboundRoute()})
+	awaitReplayEpoch(ctx, authn, log)
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,7 +28,8 @@ func openAuth(cfg *config.Config, b *backends) (*auth.Authenticator, *auth.Limit
 	if err != nil {
 		return nil, nil, fmt.Errorf("auth.members_file: %w", err)
 	}
-	return auth.NewAuthenticator(reg, b.kv, auth.WithMaxSkew(cfg.Auth.MaxSkew.D())), auth.NewLimiter(b.kv), nil
+	return auth.NewAuthenticator(reg, b.kv, auth.WithMaxSkew(cfg.Auth.MaxSkew.D()),
+		auth.WithReplayEpoch(cfg.Auth.MaxAhead.D())), auth.NewLimiter(b.kv), nil
 }
 
 // openAudit builds the audit trail: records are journaled in Redis (or, in
@@ -61,4 +63,32 @@ func openAudit(cfg *config.Config, b *backends, ring *signing.Keyring, log *slog
 		Lock: b.kv, HolderKey: holderKey, SegmentSize: cfg.Audit.SegmentRecords,
 		SealInterval: cfg.Audit.SealInterval.D(), Logger: log,
 	})
+}
+
+// awaitReplayEpoch reads (or, on an empty nonce store, sets) the nonce
+// epoch and waits until requests signed from now on can be accepted, at
+// most max_ahead plus a second: on a fresh store (first start, Redis
+// restarted empty, the embedded hub restarted) requests signed before
+// then are refused as possible replays (auth.EpochKey). A failing store
+// is only logged: every request reads the epoch again.
+func awaitReplayEpoch(ctx context.Context, authn *auth.Authenticator, log *slog.Logger) {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	from, err := authn.Prime(pctx)
+	cancel()
+	if err != nil {
+		log.Warn("replay protection: cannot read the nonce epoch yet", "err", err)
+		return
+	}
+	// Timestamps are whole seconds: the first acceptable one.
+	first := from.Truncate(time.Second)
+	if first.Before(from) {
+		first = first.Add(time.Second)
+	}
+	if wait := time.Until(first); wait > 0 {
+		log.Info("replay protection: the nonce store is new; waiting before serving signed requests", "wait", wait.Round(time.Millisecond).String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
 }
