@@ -236,12 +236,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) (*Member, e
 	var (
 		admitted = make(chan error, 1)
 		admitErr error
-		epoch    = make(chan epochResult, 1)
+		epoch    chan epochResult
 	)
 	if r.Admit != nil {
 		go func() { admitted <- r.Admit(ctx, m) }()
 	}
 	if a.epoch {
+		epoch = make(chan epochResult, 1)
 		go func() {
 			e, err := epochAt(ctx, a.nonces.(EpochStore), now)
 			epoch <- epochResult{e, err}
