@@ -37,6 +37,10 @@ type Backend struct {
 	Name   string // role: "object_store", "kv"
 	Kind   string // implementation: "minio", "filesystem", "redis", "memory"
 	Pinger licensehub.Pinger
+	// Settings, when not nil, reads the server settings the hub depends
+	// on with a verdict on each; /readyz shows them, and a VerdictRefuse
+	// makes the backend "misconfigured" (503).
+	Settings func(ctx context.Context) []licensehub.BackendSetting
 }
 
 // Options configure a Server.
@@ -450,9 +454,11 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 type backendStatus struct {
 	Name      string  `json:"name"`
 	Kind      string  `json:"kind"`
-	Status    string  `json:"status"` // up | down
+	Status    string  `json:"status"` // up | down | misconfigured
 	LatencyMS float64 `json:"latency_ms"`
 	Error     string  `json:"error,omitempty"`
+	// Settings are the server settings the hub depends on (Redis).
+	Settings []licensehub.BackendSetting `json:"settings,omitempty"`
 }
 
 // readyz checks every backend in parallel, each within ready_timeout.
@@ -476,6 +482,14 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 				results[i].Status, results[i].Error = "down", pingError(err)
 				// The cause (a directory, an address) is for the operators.
 				s.log.WarnContext(c.UserContext(), "backend not ready", "backend", b.Name, "kind", b.Kind, "error", err.Error())
+				return
+			}
+			if b.Settings != nil {
+				results[i].Settings = b.Settings(ctx)
+				if refused := refusedSettings(results[i].Settings); refused != "" {
+					results[i].Status, results[i].Error = "misconfigured", "the hub does not run on this server's "+refused
+					s.log.WarnContext(c.UserContext(), "backend misconfigured", "backend", b.Name, "kind", b.Kind, "settings", refused)
+				}
 			}
 		}()
 	}
@@ -490,6 +504,18 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not_ready", "down": down, "backends": results})
 	}
 	return c.JSON(fiber.Map{"status": "ready", "backends": results})
+}
+
+// refusedSettings names the settings whose verdict is refuse ("" when
+// none is).
+func refusedSettings(settings []licensehub.BackendSetting) string {
+	var names []string
+	for _, st := range settings {
+		if st.Verdict == licensehub.VerdictRefuse {
+			names = append(names, st.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // pingError is what /readyz (a public route) says of a backend's failure:

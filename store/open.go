@@ -18,6 +18,9 @@ type Backend[T any] struct {
 	Kind  string // "minio", "filesystem", "redis", "memory"
 	Ping  licensehub.Pinger
 	Close func() error
+	// Settings, when not nil, reads the server settings the hub depends
+	// on, with a verdict on each (Redis: store/redis Judge).
+	Settings func(ctx context.Context) []licensehub.BackendSetting
 }
 
 // OpenObjects opens the configured object store: MinIO when
@@ -52,5 +55,5 @@ func OpenKV(ctx context.Context, cfg *config.Config) (*Backend[licensehub.KV], e
 	if err != nil {
 		return nil, err
 	}
-	return &Backend[licensehub.KV]{Store: s, Kind: s.Kind(), Ping: s, Close: s.Close}, nil
+	return &Backend[licensehub.KV]{Store: s, Kind: s.Kind(), Ping: s, Close: s.Close, Settings: s.Settings}, nil
 }

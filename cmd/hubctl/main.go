@@ -158,6 +158,9 @@ func cmdStatus(ctx context.Context, g *globals, _ []string) error {
 			Status    string  `json:"status"`
 			LatencyMS float64 `json:"latency_ms"`
 			Error     string  `json:"error"`
+			Settings  []struct {
+				Name, Value, Verdict, Note string
+			} `json:"settings"`
 		} `json:"backends"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r); err != nil {
@@ -168,6 +171,18 @@ func cmdStatus(ctx context.Context, g *globals, _ []string) error {
 	fmt.Fprintln(tw, "BACKEND\tKIND\tSTATUS\tLATENCY\tERROR")
 	for _, b := range r.Backends {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%s\n", b.Name, b.Kind, b.Status, b.LatencyMS, b.Error)
+	}
+	tw.Flush()
+	tw = tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+	header := false
+	for _, b := range r.Backends {
+		for _, st := range b.Settings {
+			if !header {
+				fmt.Fprintln(tw, "\nBACKEND\tSETTING\tVALUE\tVERDICT\tNOTE")
+				header = true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.Name, st.Name, st.Value, st.Verdict, st.Note)
+		}
 	}
 	tw.Flush()
 	if resp.StatusCode != http.StatusOK {

@@ -18,6 +18,7 @@ func TestStatus(t *testing.T) {
 		wantOut  string
 	}{
 		{"ready", 200, `{"status":"ready","backends":[{"name":"object_store","kind":"minio","status":"up","latency_ms":1.5}]}`, 0, "object_store  minio  up"},
+		{"settings", 200, `{"status":"ready","backends":[{"name":"kv","kind":"redis","status":"up","latency_ms":0.5,"settings":[{"name":"maxmemory-policy","value":"noeviction (maxmemory 0)","verdict":"ok"},{"name":"persistence","value":"appendonly no","verdict":"warn","note":"no persistence"}]}]}`, 0, "kv       persistence       appendonly no             warn     no persistence"},
 		{"not ready", 503, `{"status":"not_ready","down":["kv"],"backends":[{"name":"kv","kind":"redis","status":"down","error":"refused"}]}`, 1, "kv       redis  down    0.0ms    refused"},
 		{"garbage", 200, `<html>`, 1, ""},
 	}
