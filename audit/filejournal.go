@@ -90,6 +90,10 @@ type FileJournal struct {
 	hints     map[journalID]readHint // Read positions: entry ID -> where the next frame starts
 	tornTail  int64
 	syncs     atomic.Int64 // group-commit fsyncs run by Append (tests count them)
+
+	// beforeSync, when set (tests), runs before each group-commit fsync,
+	// without the lock.
+	beforeSync func()
 }
 
 type journalFile struct {
@@ -401,6 +405,9 @@ func (j *FileJournal) appendBuilt(ctx context.Context, build func() ([]byte, err
 		af := j.files[len(j.files)-1]
 		target, f, size := j.writeSeq, j.active, af.size
 		j.mu.Unlock()
+		if j.beforeSync != nil {
+			j.beforeSync()
+		}
 		err := f.Sync()
 		j.syncs.Add(1)
 		j.mu.Lock()

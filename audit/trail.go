@@ -55,7 +55,7 @@ type Config struct {
 	// and Run trims Local of what is sealed and re-publishes to Journal
 	// what the sealed trail lacks (after a Redis loss). Without Journal,
 	// Local is the journal (embedded). See LocalJournal.
-	Local *LocalJournal
+	Local   *LocalJournal
 	Objects licensehub.ObjectStore // where segments and head.json live (required)
 	// Signers gives the hub's signing key (required); Authority is the
 	// hub's own authority code, whose active key signs checkpoints and

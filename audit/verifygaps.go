@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/licensehub/licensehub"
@@ -232,13 +231,4 @@ func checkAckedMark(raw []byte, keys signing.KeySource, authority string) (Acked
 		return m, msg
 	}
 	return m, ""
-}
-
-// gapSummary is a one-line account of the gaps (hubctl).
-func gapSummary(gaps []Gap) string {
-	var parts []string
-	for _, g := range gaps {
-		parts = append(parts, g.String())
-	}
-	return strings.Join(parts, "; ")
 }
