@@ -50,8 +50,9 @@ type LocalJournal struct {
 	seq   uint64        // the last Seq given; changed only under fj.mu (in appendBuilt's build)
 	acked atomic.Uint64 // the highest Seq whose append returned durable
 
-	markMu sync.Mutex
-	mark   uint64 // the value in SEQ
+	markMu  sync.Mutex
+	mark    uint64 // the value in SEQ
+	trimmed string // entries through this ID are trimmed (scans start after it)
 }
 
 var _ Journal = (*LocalJournal)(nil)
@@ -161,8 +162,11 @@ func (l *LocalJournal) Trim(ctx context.Context, throughID string) error {
 	if err != nil || start {
 		return err
 	}
+	l.markMu.Lock()
+	from := l.trimmed
+	l.markMu.Unlock()
 	var top uint64
-	err = l.scan(ctx, "", func(e Entry, seq uint64) bool {
+	err = l.scan(ctx, from, func(e Entry, seq uint64) bool {
 		id, _ := parseJournalID(e.ID)
 		if through.less(id) {
 			return false
@@ -173,10 +177,22 @@ func (l *LocalJournal) Trim(ctx context.Context, throughID string) error {
 	if err != nil {
 		return err
 	}
-	if err := l.keepMark(top); err != nil {
+	return l.trimThrough(ctx, throughID, top)
+}
+
+// trimThrough trims through throughID, whose entries have numbers up to
+// seq.
+func (l *LocalJournal) trimThrough(ctx context.Context, throughID string, seq uint64) error {
+	if err := l.keepMark(seq); err != nil {
 		return err
 	}
-	return l.fj.Trim(ctx, throughID)
+	if err := l.fj.Trim(ctx, throughID); err != nil {
+		return err
+	}
+	l.markMu.Lock()
+	l.trimmed = laterJournalID(l.trimmed, throughID)
+	l.markMu.Unlock()
+	return nil
 }
 
 // keepMark makes SEQ at least seq, durably.

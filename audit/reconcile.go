@@ -96,13 +96,14 @@ func (t *Trail) Reconcile(ctx context.Context) error {
 
 	// The local records: trim what is sealed, collect what is not.
 	var trimTo string
+	var trimSeq uint64
 	var pending []Entry
 	var pendingSeq []uint64
 	err = t.local.scan(ctx, t.recon.trimmedID, func(e Entry, seq uint64) bool {
 		switch {
 		case seq == 0: // not numbered (written by an older hub): sealed from the shared journal as before
 		case seq <= through:
-			trimTo = e.ID
+			trimTo, trimSeq = e.ID, seq
 		case !sealed.has(seq):
 			pending = append(pending, e)
 			pendingSeq = append(pendingSeq, seq)
@@ -113,7 +114,7 @@ func (t *Trail) Reconcile(ctx context.Context) error {
 		return err
 	}
 	if trimTo != "" {
-		if err := t.local.Trim(ctx, trimTo); err != nil {
+		if err := t.local.trimThrough(ctx, trimTo, trimSeq); err != nil {
 			return err
 		}
 		t.recon.trimmedID = trimTo

@@ -258,15 +258,21 @@ func (t *Trail) sealedSeqsAt(ctx context.Context, st chainState) (*sealedSeqs, e
 	t.seqMu.Lock()
 	s := t.seqCache
 	t.seqMu.Unlock()
-	if s == nil || s.segment > st.segment {
+	if s == nil || s.segment != st.segment {
+		// Another instance sealed since (or this one never did): its
+		// SealedSeqsKey saves reading the segments again.
 		got, err := readSealedSeqs(ctx, t.objects)
 		if err != nil {
 			return nil, err
 		}
-		if got == nil || got.segment > st.segment {
-			got = newSealedSeqs()
+		switch {
+		case got != nil && got.segment <= st.segment && (s == nil || s.segment > st.segment || got.segment > s.segment):
+			s = got
+		case s == nil || s.segment > st.segment:
+			s = newSealedSeqs()
+		default:
+			s = s.clone()
 		}
-		s = got
 	} else {
 		s = s.clone()
 	}
@@ -279,6 +285,20 @@ func (t *Trail) sealedSeqsAt(ctx context.Context, st chainState) (*sealedSeqs, e
 	}
 	s.segment = st.segment
 	return s, nil
+}
+
+// unsealed drops from pending journal entries the numbered records
+// published more than once, and those this instance's last Seal knows are
+// sealed (Query shows each record once).
+func (t *Trail) unsealed(pending []Entry) []Entry {
+	t.seqMu.Lock()
+	s := t.seqCache
+	t.seqMu.Unlock()
+	if s == nil {
+		s = newSealedSeqs()
+	}
+	keep, _ := s.fresh(pending)
+	return keep
 }
 
 // keepSealedSeqs remembers s (as of its segment) and writes it to
