@@ -344,7 +344,7 @@ func (s *sealedSeqs) addRefs(refs []seqRef) {
 	}
 }
 
-// describe lists instances' ranges compactly (logs, messages).
+// describeRanges lists ranges compactly: "1, 3..5" (tests, messages).
 func describeRanges(rs []seqRange) string {
 	var parts []string
 	for i, r := range rs {
