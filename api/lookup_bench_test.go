@@ -86,7 +86,7 @@ func benchRegistry(b testing.TB) *auth.Registry {
 
 // benchHub is a hub as cmd/hub wires it with Redis: library, lookups,
 // authentication, rate limits and replay protection on Redis; objects on
-// the filesystem store; the audit journal a Redis stream.
+// the filesystem store; the audit journal local (fsynced) and a Redis stream.
 type benchHub struct {
 	h   *harness
 	kv  *redis.Store
@@ -133,7 +133,12 @@ func startBenchHub(b *testing.B, matters *lookup.Matters, gw lookup.Gateway) *be
 	if err != nil {
 		b.Fatal(err)
 	}
-	trail, err := audit.New(audit.Config{Journal: audit.NewStreamJournal(kv, "audit:journal"), Objects: objects,
+	local, err := audit.OpenLocalJournal(b.TempDir()) // as cmd/hub: fsynced locally, then the Redis stream
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { local.Close() })
+	trail, err := audit.New(audit.Config{Journal: audit.NewStreamJournal(kv, "audit:journal"), Local: local, Objects: objects,
 		Signers: ring, Authority: hubAuthority, Lock: kv, HolderKey: []byte("test-holder-key-0123456789abcdef")})
 	if err != nil {
 		b.Fatal(err)

@@ -9,10 +9,29 @@
 // # Flow
 //
 // Trail.Append validates a Record and appends its JSON to a Journal,
-// returning once the journal has it durably: a Redis stream shared by all
-// hub instances (NewStreamJournal, one total order across instances) or,
-// embedded, a local append-only file journal (OpenFileJournal, fsync with
-// group commit). Trail.Seal, run every SealInterval by Trail.Run on
+// returning once the journal has it durably. With a LocalJournal
+// (OpenLocalJournal: a FileJournal, fsync with group commit, in a
+// directory that also keeps the instance's stable ID), Append first gives
+// the record the instance's ID and its next number (Record.Seq: 1, 2, …
+// per instance, in local journal order) and fsyncs it there; then, with
+// Redis, it adds it to the stream shared by all hub instances
+// (NewStreamJournal, one total order across instances). Embedded, the
+// local journal is the only one. The record is durable once the local
+// journal has it: a failed publication, or a Redis that restarts empty,
+// loses nothing. Trail.Run, on every instance, reconciles after sealing
+// (Reconcile): it reads which numbered records are sealed
+// (SealedSeqsKey), trims its local journal of them, publishes again the
+// ones not sealed when they may be lost (at start, when the KV's
+// EpochKey changed, after a failed publication, or when a later record
+// was sealed without them twice in a row), and writes its signed
+// AckedMark (AckedKey: acknowledged up to n). The sealer seals a
+// numbered record once however often it was published. Verify reports a
+// numbered record missing from the sealed trail (below one sealed, or up
+// to the AckedMark) for longer than GapGrace as a KindGap problem naming
+// the instance and the numbers, and one sealed twice as KindDuplicate.
+// Records without a number (older hubs) are verified as before.
+//
+// Trail.Seal, run every SealInterval by Trail.Run on
 // whichever instance holds the sealer lock (KV SetNX "audit:sealer" with a
 // TTL, released with CompareAndDelete), reads the journal after the last
 // sealed entry, chains the records and writes the next segment
@@ -48,6 +67,11 @@
 //	 "last_hash":"<hash of record b>","last_journal_id":"…","last_seq":b,
 //	 "prev_hash":"<hash of record a-1>","sealed_at":"2026-11-26T08:00:00.123Z",
 //	 "sealed_by":"<instance>","segment":n,"type":"licensehub.audit.checkpoint"}
+//
+// A record with a number has "instance_id" and "instance_seq" members.
+// audit/acked/<instance>.json is a signing.Document whose body is an
+// AckedMark; audit/sealed-seqs.json (unsigned, a cache rebuilt from the
+// segments) lists the numbers sealed per instance as ranges.
 //
 // head.json is a signing.Document too, whose body is a HeadState: type
 // "licensehub.audit.head", authority, segment (last sealed, 0 for none),

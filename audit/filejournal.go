@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/licensehub/licensehub"
@@ -88,6 +89,11 @@ type FileJournal struct {
 	closed    bool
 	hints     map[journalID]readHint // Read positions: entry ID -> where the next frame starts
 	tornTail  int64
+	syncs     atomic.Int64 // group-commit fsyncs run by Append (tests count them)
+
+	// beforeSync, when set (tests), runs before each group-commit fsync,
+	// without the lock.
+	beforeSync func()
 }
 
 type journalFile struct {
@@ -328,6 +334,13 @@ func (j *FileJournal) Append(ctx context.Context, data []byte) (string, error) {
 	if len(data) == 0 || len(data) > MaxEntrySize {
 		return "", licensehub.Errorf(licensehub.EINVALID, "audit journal: an entry is 1..%d bytes, got %d", MaxEntrySize, len(data))
 	}
+	return j.appendBuilt(ctx, func() ([]byte, error) { return data, nil })
+}
+
+// appendBuilt is Append of the data build returns; build runs under the
+// journal's lock just before the write, so entries are written in the
+// order build is called (LocalJournal numbers records with it).
+func (j *FileJournal) appendBuilt(ctx context.Context, build func() ([]byte, error)) (string, error) {
 	if err := ctxError(ctx, "audit journal append"); err != nil {
 		return "", err
 	}
@@ -348,6 +361,13 @@ func (j *FileJournal) Append(ctx context.Context, data []byte) (string, error) {
 		if err := j.rotateLocked(); err != nil {
 			return "", err
 		}
+	}
+	data, err := build()
+	if err != nil {
+		return "", err
+	}
+	if len(data) == 0 || len(data) > MaxEntrySize {
+		return "", licensehub.Errorf(licensehub.EINVALID, "audit journal: an entry is 1..%d bytes, got %d", MaxEntrySize, len(data))
 	}
 	id := j.nextIDLocked()
 	frame := appendFrame(make([]byte, 0, frameHeader+len(data)), id, data)
@@ -385,7 +405,11 @@ func (j *FileJournal) Append(ctx context.Context, data []byte) (string, error) {
 		af := j.files[len(j.files)-1]
 		target, f, size := j.writeSeq, j.active, af.size
 		j.mu.Unlock()
+		if j.beforeSync != nil {
+			j.beforeSync()
+		}
 		err := f.Sync()
+		j.syncs.Add(1)
 		j.mu.Lock()
 		j.syncing = false
 		if err != nil {

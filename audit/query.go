@@ -274,6 +274,9 @@ func (t *Trail) snapshot(ctx context.Context) (chainState, []Entry, error) {
 		}
 		_, err = t.objects.Head(ctx, SegmentKey(st.segment+1))
 		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
+			if t.local != nil {
+				pending = t.unsealed(pending)
+			}
 			return st, pending, nil
 		}
 		if err != nil {

@@ -52,6 +52,11 @@ type Record struct {
 	Result       string    `json:"result"`                  // ResultOK or the error code answered
 	RequestID    string    `json:"request_id,omitempty"`
 	InstanceID   string    `json:"instance_id,omitempty"` // the hub instance that served the request; Trail.Append fills it
+	// Seq numbers the records of InstanceID 1, 2, 3, … in the order its
+	// local journal made them durable (Trail.Append fills it when the trail
+	// has a LocalJournal; 0, absent, in records of older hubs). A number
+	// missing from the sealed trail is a lost record (Verify names it).
+	Seq uint64 `json:"instance_seq,omitempty"`
 }
 
 // Operator is the person who acted through the member system by duty.
@@ -91,6 +96,7 @@ type recordFields struct {
 	Result       string    `json:"result"`
 	RequestID    string    `json:"request_id,omitempty"`
 	InstanceID   string    `json:"instance_id,omitempty"`
+	Seq          uint64    `json:"instance_seq,omitempty"` // last: LocalJournal appends it to the encoded record
 }
 
 // MarshalJSON writes the record with "time" in TimeLayout (UTC).
@@ -102,7 +108,7 @@ func (r Record) fields() recordFields {
 	return recordFields{
 		AppID: r.AppID, Operator: r.Operator, Operation: r.Operation, Matter: r.Matter,
 		Reason: r.Reason, Licenses: r.Licenses, Uses: r.Uses, HolderMasked: r.HolderMasked, HolderHash: r.HolderHash,
-		Result: r.Result, RequestID: r.RequestID, InstanceID: r.InstanceID,
+		Result: r.Result, RequestID: r.RequestID, InstanceID: r.InstanceID, Seq: r.Seq,
 	}
 }
 
@@ -121,7 +127,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	*r = Record{
 		Time: t, AppID: f.AppID, Operator: f.Operator, Operation: f.Operation, Matter: f.Matter,
 		Reason: f.Reason, Licenses: f.Licenses, Uses: f.Uses, HolderMasked: f.HolderMasked, HolderHash: f.HolderHash,
-		Result: f.Result, RequestID: f.RequestID, InstanceID: f.InstanceID,
+		Result: f.Result, RequestID: f.RequestID, InstanceID: f.InstanceID, Seq: f.Seq,
 	}
 	return nil
 }

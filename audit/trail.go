@@ -44,7 +44,18 @@ const UnreadableOperation = "audit.unreadable_entry"
 
 // Config configures a Trail.
 type Config struct {
-	Journal Journal                // where Append makes records durable (required)
+	// Journal is where Append makes records durable and Seal reads them
+	// from (required unless Local is set): the shared Redis stream, or,
+	// embedded, the local journal.
+	Journal Journal
+	// Local is this instance's own journal (OpenLocalJournal). When set,
+	// Append numbers each record (Record.Seq, with the journal's stable
+	// instance ID) and journals it there, fsynced, before anything else;
+	// with a Journal as well (Redis), it then adds the record to Journal,
+	// and Run trims Local of what is sealed and re-publishes to Journal
+	// what the sealed trail lacks (after a Redis loss). Without Journal,
+	// Local is the journal (embedded). See LocalJournal.
+	Local   *LocalJournal
 	Objects licensehub.ObjectStore // where segments and head.json live (required)
 	// Signers gives the hub's signing key (required); Authority is the
 	// hub's own authority code, whose active key signs checkpoints and
@@ -63,7 +74,8 @@ type Config struct {
 	// unfindable by holder.
 	HolderKey []byte
 	// InstanceID names this hub instance in records and checkpoints;
-	// default: host name and process ID.
+	// default: Local's instance ID, else host name and process ID. With
+	// Local it must be empty or Local's.
 	InstanceID string
 	// Clock is the time source; default time.Now.
 	Clock func() time.Time
@@ -115,6 +127,12 @@ type Trail struct {
 	log       *slog.Logger
 	segments  *segmentCache
 
+	// Local journal (see Config.Local and reconcile.go).
+	local    *LocalJournal
+	seqMu    sync.Mutex
+	seqCache *sealedSeqs // which numbered records are sealed, as of the last Seal here
+	recon    reconcileState
+
 	// afterSegmentWrite, when set (tests), runs after a segment was
 	// created and before head.json is written; an error stops Seal there,
 	// as a crash would.
@@ -128,7 +146,7 @@ func New(cfg Config) (*Trail, error) {
 		name string
 		nil  bool
 	}{
-		{"Journal", cfg.Journal == nil},
+		{"Journal", cfg.Journal == nil && cfg.Local == nil},
 		{"Objects", cfg.Objects == nil},
 		{"Signers", cfg.Signers == nil},
 		{"Authority", cfg.Authority == ""},
@@ -160,6 +178,15 @@ func New(cfg Config) (*Trail, error) {
 			return nil, licensehub.FieldError(licensehub.EINVALID, d.name, "audit: %s must not be negative, got %s", d.name, d.v)
 		}
 	}
+	if cfg.Local != nil {
+		if cfg.InstanceID != "" && cfg.InstanceID != cfg.Local.InstanceID() {
+			return nil, licensehub.FieldError(licensehub.EINVALID, "InstanceID", "audit: InstanceID %q is not the local journal's instance %q", cfg.InstanceID, cfg.Local.InstanceID())
+		}
+		cfg.InstanceID = cfg.Local.InstanceID()
+		if cfg.Journal == nil {
+			cfg.Journal = cfg.Local
+		}
+	}
 	if cfg.SegmentSize < 0 || cfg.QueryScanLimit < 0 {
 		return nil, licensehub.FieldError(licensehub.EINVALID, "SegmentSize", "audit: SegmentSize and QueryScanLimit must not be negative")
 	}
@@ -181,6 +208,7 @@ func New(cfg Config) (*Trail, error) {
 		timeSlack: cmpOr(cfg.QueryTimeSlack, DefaultQueryTimeSlack),
 		log:       cfg.Logger,
 		segments:  newSegmentCache(),
+		local:     cfg.Local,
 	}
 	if t.clock == nil {
 		t.clock = time.Now
@@ -237,9 +265,10 @@ func (t *Trail) Append(ctx context.Context, r Record) error {
 	if d := r.Time.Sub(now); d > t.skew || d < -t.skew {
 		return licensehub.FieldError(licensehub.EINVALID, "time", "audit record time %s is %s away from now; at most %s is allowed", formatTime(r.Time), d.Round(time.Millisecond), t.skew)
 	}
-	if r.InstanceID == "" {
+	if r.InstanceID == "" || t.local != nil {
 		r.InstanceID = t.instance
 	}
+	r.Seq = 0 // numbered by the local journal
 	if err := r.validate(); err != nil {
 		return err
 	}
@@ -250,7 +279,7 @@ func (t *Trail) Append(ctx context.Context, r Record) error {
 	if len(data) > MaxRecordSize {
 		return licensehub.FieldError(licensehub.EINVALID, "record", "audit record is %d bytes, more than %d", len(data), MaxRecordSize)
 	}
-	if _, err := t.journal.Append(ctx, data); err != nil {
+	if err := t.journalAppend(ctx, data); err != nil {
 		var e *licensehub.Error
 		if errors.As(err, &e) {
 			return err
@@ -311,6 +340,15 @@ func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// Numbered records already sealed (nil without a local journal):
+	// a record published twice is sealed once.
+	var seqs *sealedSeqs
+	if t.local != nil {
+		if seqs, err = t.sealedSeqsAt(ctx, st); err != nil {
+			return res, err
+		}
+	}
+	readFrom := st.journalID // entries through here are sealed or skipped
 	headDirty := false
 	var signer signing.Signer
 	for {
@@ -329,6 +367,10 @@ func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 			if st, err = t.adopt(next, data, st); err != nil {
 				return res, err
 			}
+			if seqs != nil {
+				seqs.fold(next, data)
+			}
+			readFrom = laterJournalID(readFrom, st.journalID)
 			res.Adopted++
 			headDirty = true
 			continue
@@ -337,12 +379,24 @@ func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 			return res, err
 		}
 
-		entries, err := t.journal.Read(ctx, st.journalID, t.segSize)
+		entries, err := t.journal.Read(ctx, readFrom, t.segSize)
 		if err != nil {
 			return res, err
 		}
 		if len(entries) == 0 {
 			break
+		}
+		batch, refs := entries, []seqRef(nil)
+		if seqs != nil {
+			if batch, refs = seqs.fresh(entries); len(batch) == 0 {
+				// Only records sealed already: skip them.
+				readFrom = entries[len(entries)-1].ID
+				t.trim(ctx, readFrom)
+				if len(entries) < t.segSize {
+					break
+				}
+				continue
+			}
 		}
 		now := t.clock()
 		if signer == nil {
@@ -350,8 +404,8 @@ func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 				return res, err
 			}
 		}
-		recs := make([]sealedRecord, len(entries))
-		for i, e := range entries {
+		recs := make([]sealedRecord, len(batch))
+		for i, e := range batch {
 			recs[i] = t.sealable(e)
 		}
 		seg, cp, nst, err := buildSegment(ctx, st, recs, signer, t.authority, t.instance, now)
@@ -375,11 +429,19 @@ func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 		st = nst
 		res.Segments++
 		res.Records += len(recs)
+		readFrom = entries[len(entries)-1].ID
+		if seqs != nil {
+			seqs.addRefs(refs)
+			seqs.segment = st.segment
+		}
 		if err := t.putHead(ctx, signer, st, now); err != nil {
 			return res, err
 		}
 		headDirty = false
-		t.trim(ctx, st.journalID)
+		if seqs != nil {
+			t.keepSealedSeqs(ctx, seqs)
+		}
+		t.trim(ctx, readFrom)
 		if len(entries) < t.segSize {
 			break
 		}
@@ -394,7 +456,10 @@ func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 		if err := t.putHead(ctx, signer, st, now); err != nil {
 			return res, err
 		}
-		t.trim(ctx, st.journalID)
+		if seqs != nil {
+			t.keepSealedSeqs(ctx, seqs)
+		}
+		t.trim(ctx, readFrom)
 	}
 	res.Head = st.head(t.authority, t.clock())
 	return res, nil
@@ -406,6 +471,7 @@ func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 func (t *Trail) Run(ctx context.Context) {
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
+	t.reconcile(ctx) // records journaled locally before a crash reach the shared journal
 	for {
 		select {
 		case <-ctx.Done():
@@ -424,6 +490,7 @@ func (t *Trail) Run(ctx context.Context) {
 				break
 			}
 		}
+		t.reconcile(ctx)
 	}
 }
 

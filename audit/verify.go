@@ -63,7 +63,12 @@ type Problem struct {
 	Key     string `json:"key,omitempty"`     // object key
 	Line    int    `json:"line,omitempty"`    // 1-based line in the segment
 	Seq     int64  `json:"seq,omitempty"`     // the record concerned
-	Message string `json:"message"`
+	// Instance and SeqFrom..SeqTo name numbered records (Record.Seq) that
+	// are missing (KindGap) or sealed twice (KindDuplicate).
+	Instance string `json:"instance,omitempty"`
+	SeqFrom  uint64 `json:"instance_seq_from,omitempty"`
+	SeqTo    uint64 `json:"instance_seq_to,omitempty"`
+	Message  string `json:"message"`
 }
 
 func (p *Problem) Error() string {
@@ -92,12 +97,21 @@ type Report struct {
 	Head      *HeadState `json:"head,omitempty"` // head.json as read
 	Problem   *Problem   `json:"problem,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
+	// Instances summarizes the numbered records of each instance (sealed
+	// and acknowledged), Gaps lists the ones missing from the trail.
+	Instances []InstanceSummary `json:"instances,omitempty"`
+	Gaps      []Gap             `json:"gaps,omitempty"`
 }
 
 // VerifyOption adjusts Verify.
 type VerifyOption func(*verifyOptions)
 
-type verifyOptions struct{ authority string }
+type verifyOptions struct {
+	authority string
+	grace     time.Duration
+	graceSet  bool
+	now       time.Time
+}
 
 // ExpectAuthority makes Verify require that every checkpoint and the head
 // are signed by a key of this authority (the hub's own). Without it the
@@ -158,6 +172,7 @@ func Verify(ctx context.Context, objects licensehub.ObjectStore, keys signing.Ke
 		atHead = &chainState{lastHash: ZeroHash}
 	}
 	kids := map[string]bool{}
+	seqs := newSeqTracker()
 	for _, n := range nums {
 		if n != st.segment+1 {
 			return rep.fail(&Problem{Kind: KindMissingSegment, Segment: st.segment + 1, Key: SegmentKey(st.segment + 1),
@@ -177,6 +192,9 @@ func Verify(ctx context.Context, objects licensehub.ObjectStore, keys signing.Ke
 		}
 		if authority == "" {
 			authority = cp.Authority
+		}
+		if prob := seqs.fold(n, data); prob != nil {
+			return rep.fail(prob), nil
 		}
 		if !kids[info.KeyID] {
 			kids[info.KeyID] = true
@@ -213,6 +231,13 @@ func Verify(ctx context.Context, objects licensehub.ObjectStore, keys signing.Ke
 				head.LastSeq, head.LastHash, head.LastJournalID, head.Segment, atHead.lastSeq, atHead.lastHash, atHead.journalID)}), nil
 	case head.Segment < st.segment:
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("head.json names segment %d but the chain continues to segment %d (a sealer stopped before updating it); the next Seal catches up", head.Segment, st.segment))
+	}
+	prob, err := seqs.finish(ctx, objects, keys, authority, &o, rep)
+	if err != nil {
+		return nil, err
+	}
+	if prob != nil {
+		return rep.fail(prob), nil
 	}
 	rep.OK = true
 	return rep, nil

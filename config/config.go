@@ -184,7 +184,10 @@ type Audit struct {
 	// HolderKey keys the hash under which holder codes are stored, so the
 	// trail can be searched by holder without holding the code itself.
 	HolderKey Secret `yaml:"holder_key"`
-	// JournalDir holds the local journal in embedded mode (no Redis).
+	// JournalDir holds this instance's local audit journal (and its
+	// instance ID): with Redis as well as without, every record is
+	// fsynced there before the response leaves. One directory per
+	// instance, on a disk that survives restarts.
 	JournalDir string `yaml:"journal_dir"`
 	// SealInterval is how often pending records are sealed into segments.
 	SealInterval Duration `yaml:"seal_interval"`
@@ -584,8 +587,8 @@ func (c *Config) Validate() []Problem {
 	if !c.Demo.Enabled && len(c.Audit.HolderKey) < 32 {
 		bad("audit.holder_key", "must be at least 32 characters outside demo mode (it keys the holder-code hashes in the audit trail)")
 	}
-	if c.EmbeddedKV() && strings.TrimSpace(c.Audit.JournalDir) == "" {
-		bad("audit.journal_dir", "is required when redis.url is empty (the embedded audit journal lives there)")
+	if strings.TrimSpace(c.Audit.JournalDir) == "" {
+		bad("audit.journal_dir", "is required (each instance's audit journal lives there, with Redis too)")
 	}
 	if !c.EmbeddedKV() {
 		if err := checkURL(c.Redis.URL, "redis", "rediss"); err != nil {

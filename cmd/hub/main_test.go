@@ -193,6 +193,7 @@ func TestReadinessFollowsMinIO(t *testing.T) {
 		SecretKey: config.Secret(m.SecretKey), Bucket: m.Bucket(t), Timeout: config.Duration(3 * time.Second)}
 	cfg.Redis.URL = redisURL
 	cfg.Redis.Prefix = testenv.Name(t) + ":"
+	cfg.Audit.JournalDir = t.TempDir() // the instance's own journal, with Redis too
 	cfg.Demo.Enabled = false
 	cfg.Signing.KeysDir = t.TempDir()
 	now := time.Now().UTC()

@@ -32,25 +32,25 @@ func openAuth(cfg *config.Config, b *backends) (*auth.Authenticator, *auth.Limit
 		auth.WithReplayEpoch(cfg.Auth.MaxAhead.D())), auth.NewLimiter(b.kv), nil
 }
 
-// openAudit builds the audit trail: records are journaled in Redis (or, in
-// embedded mode, a local journal) and sealed into segments signed with the
-// hub's own key.
+// openAudit builds the audit trail: records are journaled in this
+// instance's local journal (fsynced, numbered) and, with Redis, in the
+// shared stream too, and sealed into segments signed with the hub's own
+// key.
 func openAudit(cfg *config.Config, b *backends, ring *signing.Keyring, log *slog.Logger) (*audit.Trail, error) {
 	if _, err := ring.SignerFor(cfg.Signing.HubAuthority, time.Now()); err != nil {
 		return nil, fmt.Errorf("signing.hub_authority: %s has no active key to sign audit checkpoints (hubctl keys gen --authority %s): %w",
 			cfg.Signing.HubAuthority, cfg.Signing.HubAuthority, err)
 	}
-	var journal audit.Journal
-	if cfg.EmbeddedKV() {
-		fj, err := audit.OpenFileJournal(cfg.Audit.JournalDir)
-		if err != nil {
-			return nil, fmt.Errorf("audit.journal_dir: %w", err)
-		}
-		b.closers = append(b.closers, fj.Close)
-		journal = fj
-	} else {
+	local, err := audit.OpenLocalJournal(cfg.Audit.JournalDir)
+	if err != nil {
+		return nil, fmt.Errorf("audit.journal_dir: %w", err)
+	}
+	b.closers = append(b.closers, local.Close)
+	var journal audit.Journal // embedded: the local journal is the only one
+	if !cfg.EmbeddedKV() {
 		journal = audit.NewStreamJournal(b.kv, auditJournalKey)
 	}
+	log.Info("audit journal opened", "dir", cfg.Audit.JournalDir, "instance", local.InstanceID(), "acked", local.Acked())
 	holderKey := []byte(cfg.Audit.HolderKey.Value())
 	if len(holderKey) == 0 && cfg.Demo.Enabled {
 		// Demo only (config validation requires a key otherwise): a fixed,
@@ -59,7 +59,7 @@ func openAudit(cfg *config.Config, b *backends, ring *signing.Keyring, log *slog
 		holderKey = sum[:]
 	}
 	return audit.New(audit.Config{
-		Journal: journal, Objects: b.objects, Signers: ring, Authority: cfg.Signing.HubAuthority,
+		Journal: journal, Local: local, Objects: b.objects, Signers: ring, Authority: cfg.Signing.HubAuthority,
 		Lock: b.kv, HolderKey: holderKey, SegmentSize: cfg.Audit.SegmentRecords,
 		SealInterval: cfg.Audit.SealInterval.D(), Logger: log,
 	})

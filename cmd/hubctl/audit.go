@@ -24,7 +24,7 @@ import (
 // store) or lists records (through the hub, as a supervisor).
 func cmdAudit(ctx context.Context, g *globals, args []string) error {
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "list") {
-		return &exitError{code: 2, msg: "usage: hubctl audit verify [--config FILE] [--keys BUNDLE] | hubctl audit list [--app A] [--holder H] [--license L] [--matter M] [--from T] [--to T]"}
+		return &exitError{code: 2, msg: "usage: hubctl audit verify [--config FILE] [--keys BUNDLE] [--gap-grace 10m] | hubctl audit list [--app A] [--holder H] [--license L] [--matter M] [--from T] [--to T]"}
 	}
 	if args[0] == "verify" {
 		return auditVerify(ctx, g, args[1:])
@@ -33,16 +33,22 @@ func cmdAudit(ctx context.Context, g *globals, args []string) error {
 }
 
 // auditVerify re-reads every sealed segment from the hub's object store and
-// checks the SM3 chain and the signed checkpoints. Exit 1 names the first
-// modified, deleted, inserted or reordered record.
+// checks the SM3 chain and the signed checkpoints, and that every record an
+// instance acknowledged (numbered per instance) is sealed once. Exit 1
+// names the first modified, deleted, inserted or reordered record, or the
+// instance and numbers of records missing for longer than the gap grace.
 func auditVerify(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("hubctl audit verify", flag.ContinueOnError)
 	fs.SetOutput(g.stderr)
 	cfgPath := fs.String("config", "", "the hub's configuration (default $HUB_CONFIG, else configs/hub.yaml if present); HUB_* variables apply")
 	keysPath := fs.String("keys", "", "key bundle to check checkpoint signatures with (default: the keyring in signing.keys_dir)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	grace := fs.Duration("gap-grace", audit.DefaultGapGrace, "how long an acknowledged record may be missing from the sealed trail before it is a gap (e.g. 10m, 0s)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
+	}
+	if *grace < 0 {
+		return &exitError{code: 2, msg: "--gap-grace must not be negative"}
 	}
 	cfg, err := loadHubConfig(*cfgPath)
 	if err != nil {
@@ -71,7 +77,7 @@ func auditVerify(ctx context.Context, g *globals, args []string) error {
 	defer objects.Close()
 
 	start := time.Now()
-	report, err := audit.Verify(ctx, objects.Store, keys, audit.ExpectAuthority(cfg.Signing.HubAuthority))
+	report, err := audit.Verify(ctx, objects.Store, keys, audit.ExpectAuthority(cfg.Signing.HubAuthority), audit.GapGrace(*grace))
 	if err != nil {
 		return err
 	}
@@ -83,12 +89,21 @@ func auditVerify(ctx context.Context, g *globals, args []string) error {
 		fmt.Fprintf(g.stdout, "audit trail OK: %d records in %d segments, chain ends at seq %d (%s), checkpoints signed by %s with %s (%.1fs)\n",
 			report.Records, report.Segments, report.LastSeq, report.LastHash, report.Authority, strings.Join(report.KeyIDs, ", "),
 			time.Since(start).Seconds())
+		for _, in := range report.Instances {
+			fmt.Fprintf(g.stdout, "instance %s: %d numbered records sealed, up to %d; acknowledged up to %d\n", in.Instance, in.Sealed, in.Top, in.Acked)
+		}
 		for _, w := range report.Warnings {
 			fmt.Fprintln(g.stdout, "warning:", w)
 		}
 	}
 	if !report.OK {
-		return &exitError{code: 1, msg: "audit trail BROKEN: " + report.Problem.Error()}
+		msg := "audit trail BROKEN: " + report.Problem.Error()
+		if n := len(report.Gaps); n > 1 && report.Problem.Kind == audit.KindGap {
+			for _, gap := range report.Gaps {
+				msg += "\n  " + gap.String()
+			}
+		}
+		return &exitError{code: 1, msg: msg}
 	}
 	return nil
 }
