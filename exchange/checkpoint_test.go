@@ -43,9 +43,10 @@ func (o *checkpointDown) Put(ctx context.Context, key string, r io.Reader, size 
 }
 
 // TestKVLossResendsAtMostTheCheckpointBound: K events delivered and
-// checkpointed (a clean stop); M more delivered by a leader that then dies
-// without checkpointing again; the KV loses the cursor, its epoch and the
-// stream (an empty restart). The next leader delivers every event (none
+// checkpointed (a clean stop); M more pushed, and a leader whose
+// checkpoint writes fail delivers exactly CheckpointEvents of them (it
+// starts no more until a checkpoint is written) and dies; the KV loses
+// the cursor, its epoch and the stream (an empty restart). The next leader delivers every event (none
 // skipped), re-sends none of the K, and at most CheckpointEvents of the M
 // (the documented bound; checkpoints by count, the time trigger is off).
 // All K+M fall within the recovery margin of the checkpoint, so the
@@ -74,13 +75,27 @@ func TestKVLossResendsAtMostTheCheckpointBound(t *testing.T) {
 		if len(first) != k || len(all) != k+m {
 			t.Fatalf("outbox holds %d then %d events, want %d then %d", len(first), len(all), k, k+m)
 		}
+		// The next leader cannot checkpoint: it starts at most `bound`
+		// events, then waits for a checkpoint that never comes; it dies.
+		newly := func() int {
+			n := 0
+			for id, c := range p.delivered() {
+				if !first[id] {
+					n += c
+				}
+			}
+			return n
+		}
+		objs.armed.Store(true)
 		stop = start(t, f.deliverer(t, p.srv.URL, byCount))
-		waitFor(t, time.Minute, "the M more events", allDelivered(p, all))
-		objs.armed.Store(true) // the leader dies: nothing more is checkpointed
+		waitFor(t, time.Minute, "the window of uncheckpointed events to fill", func() bool { return newly() >= bound })
 		stop()
 		objs.armed.Store(false)
+		if n := newly(); n != bound {
+			t.Fatalf("a leader that cannot checkpoint delivered %d events, bound %d", n, bound)
+		}
 		if objs.refused.Load() == 0 {
-			t.Fatal("the stopping leader wrote no checkpoint: the fault was never hit")
+			t.Fatal("no checkpoint write was refused: the fault was never hit")
 		}
 		before := p.delivered()
 
@@ -116,7 +131,9 @@ func TestKVLossResendsAtMostTheCheckpointBound(t *testing.T) {
 			case n > 1:
 				t.Errorf("%s re-sent %d times after the KV loss", id, n)
 			}
-			resent += n
+			if before[id] > 0 {
+				resent += n // delivered before the loss and again after it
+			}
 		}
 		if resent > bound {
 			t.Errorf("%d events re-sent after the KV loss, bound %d (CheckpointEvents)", resent, bound)
