@@ -301,10 +301,7 @@ func (d *Deliverer) recoverCursor(ctx context.Context) (*recovery, error) {
 	var logs, keys []string
 	if err := d.retryStore(ctx, "checkpoint listing", func(c context.Context) error {
 		var err error
-		if logs, err = listKeys(c, d.cfg.Objects, DeliveredPrefix); err != nil {
-			return err
-		}
-		keys, err = listKeys(c, d.cfg.Objects, outboxPrefix)
+		logs, err = listKeys(c, d.cfg.Objects, DeliveredPrefix)
 		return err
 	}); err != nil {
 		return nil, err
@@ -336,8 +333,19 @@ func (d *Deliverer) recoverCursor(ctx context.Context) (*recovery, error) {
 			return nil, err
 		}
 	}
-	// What is left of the stream is re-announced below with the rest.
+	// What is left of the stream is re-announced with the rest: the
+	// stream is dropped before the outbox is listed, so an object
+	// announced before the drop was written before the listing and is in
+	// it; one announced after is on the new stream (maybe in both: it is
+	// dispatched once, see dispatched).
 	if err := d.retryStore(ctx, "stream reset", func(c context.Context) error { return d.cfg.KV.Delete(c, license.OutboxStream) }); err != nil {
+		return nil, err
+	}
+	if err := d.retryStore(ctx, "outbox listing", func(c context.Context) error {
+		var err error
+		keys, err = listKeys(c, d.cfg.Objects, outboxPrefix)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	first := outboxPrefix + from
