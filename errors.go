@@ -26,6 +26,7 @@ const (
 	EHEADERSTOOLARGE = "HEADERS_TOO_LARGE"        // the request line and headers together exceed the hub's read buffer
 	EUNAVAILABLE     = "BACKEND_UNAVAILABLE"      // MinIO, Redis or the filesystem failed
 	EOBJECTSTORE     = "OBJECT_STORE_UNAVAILABLE" // the system of record cannot be read or written: nothing was changed
+	EOUTCOMEUNKNOWN  = "OUTCOME_UNKNOWN"          // the system of record may have been written, a later step failed: retry the same request
 	EUPSTREAM        = "UPSTREAM_UNAVAILABLE"     // a public-security/social/tax system failed
 	EUPSTREAMBAD     = "UPSTREAM_BAD_RESPONSE"    // an upstream answered outside its contract
 	ETIMEOUT         = "TIMEOUT"                  // a deadline expired

@@ -42,6 +42,7 @@ var statusOf = map[string]int{
 	licensehub.EINTERNAL:           http.StatusInternalServerError,
 	licensehub.EUNAVAILABLE:        http.StatusServiceUnavailable,
 	licensehub.EOBJECTSTORE:        http.StatusServiceUnavailable,
+	licensehub.EOUTCOMEUNKNOWN:     http.StatusServiceUnavailable,
 	licensehub.EUPSTREAM:           http.StatusServiceUnavailable,
 	licensehub.EUPSTREAMBAD:        http.StatusBadGateway,
 	licensehub.ETIMEOUT:            http.StatusGatewayTimeout,

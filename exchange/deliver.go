@@ -56,9 +56,9 @@ import (
 // unblocks. The dead letter objects are the system of record: a new
 // leader rebuilds the KV set and the blocked markers from them.
 //
-// When the KV cursor is missing but the checkpoint object exists (Redis
-// was lost), the leader re-announces the outbox objects written since the
-// checkpoint (less a margin) on the stream and starts from its beginning.
+// When the KV cursor is missing (Redis was lost), the leader recovers
+// from the durable checkpoint in the object store and re-sends at most
+// CheckpointEvents events (checkpoint.go).
 const (
 	LeaseKey     = "exchange:deliver"
 	CursorKey    = "exchange:cursor"
@@ -105,6 +105,11 @@ type DeliverConfig struct {
 	Poll            time.Duration // how often to look for the lease and new entries (500ms)
 	CheckpointEvery time.Duration // cursor object checkpoint (5s)
 	OpTimeout       time.Duration // per object store / KV call (10s)
+
+	// CheckpointEvents bounds the events re-sent after a KV loss: at most
+	// this many are ever started and not yet in a durable checkpoint (1000;
+	// see checkpoint.go).
+	CheckpointEvents int
 
 	Clock      func() time.Time
 	Logger     *slog.Logger
@@ -155,6 +160,9 @@ func NewDeliverer(cfg DeliverConfig) (*Deliverer, error) {
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 8
+	}
+	if cfg.CheckpointEvents <= 0 {
+		cfg.CheckpointEvents = 1000
 	}
 	if cfg.BreakerFailures == 0 {
 		cfg.BreakerFailures = 5
@@ -1089,82 +1097,6 @@ func (d *Deliverer) renew(ctx context.Context, token []byte) {
 	}
 }
 
-// cursorDoc is the checkpoint object.
-type cursorDoc struct {
-	StreamID string `json:"stream_id"`
-	Object   string `json:"object"` // the last confirmed outbox object
-	Updated  string `json:"updated"`
-}
-
-// loadCursor reads the KV cursor; when it is missing and the checkpoint
-// object exists, re-announces the outbox objects written since the
-// checkpoint (less a margin) and starts from the stream's beginning.
-func (d *Deliverer) loadCursor(ctx context.Context) (string, error) {
-	var cur string
-	err := d.retryStore(ctx, "cursor", func(c context.Context) error {
-		v, err := d.cfg.KV.Get(c, CursorKey)
-		if err == nil {
-			cur = string(v)
-		}
-		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
-			return nil
-		}
-		return err
-	})
-	if err != nil || cur != "" {
-		return cur, err
-	}
-	var doc *cursorDoc
-	if err := d.retryStore(ctx, "cursor checkpoint", func(c context.Context) error {
-		raw, err := readObject(c, d.cfg.Objects, CursorObject)
-		if licensehub.IsCode(err, licensehub.ENOTFOUND) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		doc = &cursorDoc{}
-		if json.Unmarshal(raw, doc) != nil {
-			doc = nil
-		}
-		return nil
-	}); err != nil {
-		return "", err
-	}
-	if doc == nil || doc.Object == "" {
-		return "0", nil // first start: the whole stream
-	}
-	since, ok := outboxKeyTime(doc.Object)
-	if !ok {
-		return "0", nil
-	}
-	from := outboxPrefix + since.Add(-recoveryMargin).Format(outboxKeyLayout)
-	var keys []string
-	if err := d.retryStore(ctx, "outbox listing", func(c context.Context) error {
-		var err error
-		keys, err = listKeys(c, d.cfg.Objects, outboxPrefix)
-		return err
-	}); err != nil {
-		return "", err
-	}
-	n := 0
-	for _, k := range keys {
-		if k < from {
-			continue
-		}
-		if err := d.retryStore(ctx, "re-announce", func(c context.Context) error {
-			_, err := d.cfg.KV.XAdd(c, license.OutboxStream, map[string]string{"object": k, "events": "0"})
-			return err
-		}); err != nil {
-			return "", err
-		}
-		n++
-	}
-	d.log.WarnContext(ctx, "exchange: delivery cursor lost; re-announced the outbox since the checkpoint",
-		"checkpoint", doc.Object, "objects", n)
-	return "0", nil
-}
-
 // watermark tracks the stream entries in flight, in stream order.
 type watermark struct {
 	mu        sync.Mutex
@@ -1220,14 +1152,16 @@ func laneOf(key string, n int) int {
 
 // deliverLoop is the leader's work until ctx ends.
 func (d *Deliverer) deliverLoop(ctx context.Context) {
-	cursor, err := d.loadCursor(ctx)
+	rec, err := d.recoverCursor(ctx)
 	if err != nil {
 		return
 	}
+	cursor := rec.cursor
 	if err := d.rebuildDeadLetterState(ctx); err != nil {
 		return
 	}
 	wm := &watermark{}
+	cp := newCheckpointer(d, rec.from)
 	lanes := make([]chan job, d.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i := range lanes {
@@ -1236,10 +1170,11 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 		go func(ch <-chan job) {
 			defer wg.Done()
 			for j := range ch {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || !cp.begin(ctx) {
 					continue // not confirmed: the cursor stays behind it
 				}
 				if err := d.process(ctx, j.ev, j.batch); err == nil {
+					cp.finish(j.ev.EventID, j.batch)
 					wm.done(j.entry)
 				}
 			}
@@ -1249,12 +1184,13 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 	stopCommit := make(chan struct{})
 	go func() {
 		defer close(commitDone)
-		d.committer(ctx, wm, cursor, stopCommit)
+		d.committer(ctx, wm, cp, stopCommit)
 	}()
 
 	readPos := cursor
 	for ctx.Err() == nil {
 		var entries []licensehub.StreamEntry
+		readAt := d.cfg.Clock()
 		c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
 		entries, err = d.cfg.KV.XRange(c, license.OutboxStream, readPos, 128)
 		cancel()
@@ -1266,6 +1202,7 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 			continue
 		}
 		if len(entries) == 0 {
+			cp.reachedEnd(readAt)
 			_ = sleep(ctx, d.cfg.Poll)
 			continue
 		}
@@ -1284,6 +1221,21 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 			}); err != nil {
 				break entries
 			}
+			if rec.reannounced[key] {
+				// Re-announced, and maybe announced by its writer too
+				// (its flush straddled the recovery): dispatched once.
+				if rec.dispatched[key] {
+					events = nil
+				}
+				rec.dispatched[key] = true
+			}
+			var todo []OutboxEvent
+			for _, ev := range events {
+				if !rec.skip[ev.EventID] { // processed before the KV was lost
+					todo = append(todo, ev)
+				}
+			}
+			events = todo
 			e := wm.add(en.ID, key, len(events))
 			for _, ev := range events {
 				lk := ev.Identifier
@@ -1298,6 +1250,9 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 			}
 			readPos = en.ID
 		}
+		if len(entries) < 128 && readPos == entries[len(entries)-1].ID {
+			cp.reachedEnd(readAt) // the read returned the stream's end and all of it is in the watermark
+		}
 	}
 	for _, ch := range lanes {
 		close(ch)
@@ -1308,19 +1263,17 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 }
 
 // committer stores the watermark: in the KV often, in the checkpoint
-// object every CheckpointEvery; trims the stream below it; updates the
-// backlog gauge. A last commit runs when stop closes.
-func (d *Deliverer) committer(ctx context.Context, wm *watermark, start string, stop <-chan struct{}) {
+// objects (checkpoint.go) when CheckpointEvents/2 events are processed,
+// a lane waits for one, or every CheckpointEvery; trims the stream below
+// it; updates the backlog gauge. A last commit runs when stop closes.
+func (d *Deliverer) committer(ctx context.Context, wm *watermark, cp *checkpointer, stop <-chan struct{}) {
 	t := time.NewTicker(min(250*time.Millisecond, d.cfg.Poll))
 	defer t.Stop()
 	var kvAt, objAt *entryState
 	lastObj := time.Now()
-	commit := func(c context.Context, final bool) {
+	commit := func(c context.Context, final, kicked bool) {
 		e := wm.get()
-		if e == nil {
-			return
-		}
-		if e != kvAt {
+		if e != nil && e != kvAt {
 			oc, cancel := context.WithTimeout(c, d.cfg.OpTimeout)
 			err := d.cfg.KV.Set(oc, CursorKey, []byte(e.id), 0)
 			if err == nil {
@@ -1329,13 +1282,13 @@ func (d *Deliverer) committer(ctx context.Context, wm *watermark, start string, 
 			}
 			cancel()
 		}
-		if e != objAt && (final || time.Since(lastObj) >= d.cfg.CheckpointEvery) {
-			raw, _ := json.Marshal(cursorDoc{StreamID: e.id, Object: e.object, Updated: d.cfg.Clock().UTC().Format(time.RFC3339Nano)})
-			oc, cancel := context.WithTimeout(c, d.cfg.OpTimeout)
-			if _, err := d.cfg.Objects.Put(oc, CursorObject, bytes.NewReader(raw), int64(len(raw)), licensehub.PutOptions{ContentType: "application/json"}); err == nil {
+		if kicked || cp.pending() && (final || time.Since(lastObj) >= d.cfg.CheckpointEvery) ||
+			e != nil && e != objAt && (final || time.Since(lastObj) >= d.cfg.CheckpointEvery) {
+			if err := cp.write(c, wm); err == nil {
 				objAt, lastObj = e, time.Now()
+			} else if c.Err() == nil {
+				d.log.WarnContext(c, "exchange: writing the delivery checkpoint failed", "err", err.Error())
 			}
-			cancel()
 		}
 		oc, cancel := context.WithTimeout(c, d.cfg.OpTimeout)
 		if n, err := d.cfg.KV.XLen(oc, license.OutboxStream); err == nil {
@@ -1347,12 +1300,16 @@ func (d *Deliverer) committer(ctx context.Context, wm *watermark, start string, 
 		select {
 		case <-stop:
 			fc, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.OpTimeout*2)
-			commit(fc, true)
+			commit(fc, true, false)
 			cancel()
 			return
+		case <-cp.kick:
+			if ctx.Err() == nil {
+				commit(ctx, false, true)
+			}
 		case <-t.C:
 			if ctx.Err() == nil {
-				commit(ctx, false)
+				commit(ctx, false, false)
 			}
 		}
 	}

@@ -92,7 +92,10 @@ func (l *Library) appendStatus(ctx context.Context, s *stored, op, reason, app, 
 				at, _ := time.Parse(signing.SignedAtLayout, last.At)
 				if last.Op == op && last.Reason == reason && last.App == app && last.SupersededBy == supersededBy &&
 					now.Sub(at) < retryWindow {
-					return &last, l.afterStatus(ctx, s, &last)
+					if err := l.afterStatus(ctx, s, &last); err != nil {
+						return nil, outcomeUnknown(err, unknownStatus)
+					}
+					return &last, nil
 				}
 			}
 			return nil, &licensehub.Error{Code: licensehub.EILLEGALTRANSITION, Field: "op",
@@ -133,11 +136,14 @@ func (l *Library) appendStatus(ctx context.Context, s *stored, op, reason, app, 
 				continue
 			}
 		}
+		if isCode(err, licensehub.ETIMEOUT) {
+			return nil, outcomeUnknown(err, unknownStatus) // the request ended during the write
+		}
 		if err != nil {
 			return nil, err
 		}
 		if err := l.afterStatus(ctx, s, &rec); err != nil {
-			return nil, err
+			return nil, outcomeUnknown(err, unknownStatus)
 		}
 		_ = l.kvDo(ctx, func(c context.Context) error {
 			_, err := l.cfg.KV.CompareAndDelete(c, kvPending+id, marker)
@@ -239,8 +245,10 @@ func (l *Library) NewVersion(ctx context.Context, identifier string, req Version
 		return nil, err
 	}
 	if by != next.String() {
+		// The new version is stored: a failure now leaves it stored and
+		// the old one not yet superseded; a retry completes both.
 		if _, err := l.supersede(ctx, identifier, next.String(), &old.lic); err != nil {
-			return nil, err
+			return nil, outcomeUnknown(err, unknownLicense)
 		}
 	}
 	return res, nil

@@ -350,6 +350,10 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 		meta[metaInitial] = string(StatusExpired)
 	}
 	created, raw, info, err := l.createLicense(ctx, id, p.doc, meta)
+	if isCode(err, licensehub.ETIMEOUT) {
+		// The request ended during the write: it may have landed.
+		return nil, outcomeUnknown(err, unknownLicense)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +393,7 @@ func (l *Library) store(ctx context.Context, req *PushRequest, p *prepared, now 
 		initial = initialStatus(info.Metadata)
 	}
 	if err := l.indexNew(ctx, &lic, p.serial, p.op, p.signed, initial, initial, 0, ""); err != nil {
-		return nil, err
+		return nil, outcomeUnknown(err, unknownLicense)
 	}
 	return &PushResult{Identifier: id, Document: doc, Created: created}, nil
 }

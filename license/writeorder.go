@@ -66,8 +66,10 @@
 // Why it holds: every index entry is written after the object it points at,
 // so no entry can point at nothing (an entry whose object was removed by
 // hand is dropped by ByHolder). A failure after step 3 leaves a stored
-// license whose index is incomplete; Push then returns the error (so a 2xx
-// always means stored and indexed), and each of these completes it: the
+// license whose index is incomplete; Push then returns OUTCOME_UNKNOWN
+// (EOUTCOMEUNKNOWN, 503: "the license may have been stored; retry with the
+// same Idempotency-Key", see outcome.go), so a 2xx always means stored and
+// indexed, and each of these completes it: the
 // client's retry (step 3 conflicts with the same digest, lic:id is absent,
 // step 4 runs again; every step is idempotent and the outbox key is
 // deterministic, so the event is not duplicated), Get or Status on the

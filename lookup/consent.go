@@ -289,7 +289,7 @@ func (c *Consents) Get(ctx context.Context, id, holder string) (*Consent, error)
 // the consent (consent_revoked). It writes the create-only object marker
 // (the system of record) and then the KV state every Check reads; if that
 // write fails the revocation is recorded but not yet effective
-// everywhere, and Revoke says so (EUNAVAILABLE: retry). Revoking twice is
+// everywhere, and Revoke says so (EOUTCOMEUNKNOWN, 503: retry). Revoking twice is
 // not an error. An unknown id or another holder's consent is ENOTFOUND.
 func (c *Consents) Revoke(ctx context.Context, id, holder string) error {
 	if !validConsentID(id) {
@@ -312,7 +312,7 @@ func (c *Consents) Revoke(ctx context.Context, id, holder string) error {
 		return objectErr(err, "recording the revocation")
 	}
 	if err := c.setState(ctx, con, stateRevoked); err != nil {
-		return licensehub.Wrap(err, licensehub.EUNAVAILABLE, "the revocation of consent %s is recorded but not yet effective everywhere; retry", id)
+		return licensehub.Wrap(err, licensehub.EOUTCOMEUNKNOWN, "the revocation of consent %s is recorded but may not yet be effective everywhere; retry the same request", id)
 	}
 	return nil
 }

@@ -740,7 +740,7 @@ func (j *jobRun) check(ctx context.Context, it item) (int, error) {
 // and retries the same call.
 func retryable(err error) bool {
 	switch licensehub.ErrorCode(err) {
-	case licensehub.EOBJECTSTORE, licensehub.EUNAVAILABLE, licensehub.ETIMEOUT:
+	case licensehub.EOBJECTSTORE, licensehub.EUNAVAILABLE, licensehub.ETIMEOUT, licensehub.EOUTCOMEUNKNOWN:
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded)
