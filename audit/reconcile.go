@@ -240,3 +240,24 @@ func laterJournalID(a, b string) string {
 	}
 	return a
 }
+
+// FinalSeal is the last turn of an instance that stops: what its local
+// journal holds and the shared journal may have lost (a Redis that
+// restarted empty since the last turn) is published again, everything
+// published is sealed, and the local journal is trimmed of it, so that
+// nothing this instance acknowledged waits for its next start.
+func (t *Trail) FinalSeal(ctx context.Context) error {
+	if err := t.Reconcile(ctx); err != nil {
+		return err
+	}
+	for {
+		res, err := t.Seal(ctx)
+		if err != nil {
+			return err
+		}
+		if !res.More {
+			break
+		}
+	}
+	return t.Reconcile(ctx)
+}

@@ -76,6 +76,10 @@ type Exchange struct {
 	// FeedSettle: the pull feed serves only outbox objects older than this,
 	// so a cursor never skips an object written late.
 	FeedSettle Duration `yaml:"feed_settle"`
+	// CheckpointEvents bounds what a Redis loss re-delivers: at most this
+	// many events are in flight beyond the last durable delivery
+	// checkpoint in the object store.
+	CheckpointEvents int `yaml:"checkpoint_events"`
 }
 
 // Conversion configures stock-license conversion (存量证照): legacy
@@ -272,7 +276,7 @@ func Default() Config {
 			MaxUpload: 2 << 30, XLSXMaxUnzipped: 1 << 30},
 		Adapters: Adapters{CertificateValidity: Duration(72 * time.Hour),
 			PublicSecurity: defaultUpstream(), SocialSecurity: defaultUpstream(), Tax: defaultUpstream()},
-		Exchange: Exchange{Concurrency: 16, MaxAttempts: 8,
+		Exchange: Exchange{Concurrency: 16, MaxAttempts: 8, CheckpointEvents: 1000,
 			MaxRetryAfter: Duration(60 * time.Second), Timeout: Duration(10 * time.Second),
 			LeaseTTL: Duration(30 * time.Second), FeedSettle: Duration(15 * time.Second)},
 		Demo: Demo{Enabled: true},
@@ -746,6 +750,9 @@ func (v Exchange) validate(bad func(key, format string, args ...any)) {
 	}
 	if v.MaxAttempts < 1 || v.MaxAttempts > 100 {
 		bad("exchange.max_attempts", "must be 1..100, got %d", v.MaxAttempts)
+	}
+	if v.CheckpointEvents < 2 || v.CheckpointEvents > 1000000 {
+		bad("exchange.checkpoint_events", "must be 2..1000000, got %d", v.CheckpointEvents)
 	}
 	for _, d := range []struct {
 		key string

@@ -76,7 +76,7 @@ func newDeliverer(cfg *config.Config, b *backends, lib exchange.LicenseReader, r
 	d, err := exchange.NewDeliverer(exchange.DeliverConfig{Objects: b.objects, KV: b.kv, Licenses: lib, Signers: ring,
 		Authority: cfg.Signing.HubAuthority, ProvinceURL: x.ProvinceURL, Concurrency: x.Concurrency,
 		MaxAttempts: x.MaxAttempts, MaxRetryAfter: x.MaxRetryAfter.D(), Timeout: x.Timeout.D(), LeaseTTL: x.LeaseTTL.D(),
-		Logger: log, Registerer: reg})
+		CheckpointEvents: x.CheckpointEvents, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("exchange: %w", err)
 	}

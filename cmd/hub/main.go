@@ -159,7 +159,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready chan
 		<-sealed
 		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := trail.Seal(fctx); err != nil {
+		if err := trail.FinalSeal(fctx); err != nil {
 			log.Warn("final audit seal failed; the records stay journaled and are sealed at the next start", "error", err.Error())
 		}
 	}()
