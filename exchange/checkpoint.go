@@ -294,6 +294,14 @@ func (d *Deliverer) recoverCursor(ctx context.Context) (*recovery, error) {
 		}
 	}
 	if cur != "" && epoch {
+		// The marker names this leader from now on: a former leader that
+		// still runs (its lease lapsed) sees another name and stops
+		// (stillLeading) before it sends anything more.
+		if err := d.retryStore(ctx, "cursor epoch", func(c context.Context) error {
+			return d.cfg.KV.Set(c, cursorEpochKey, []byte(d.owner), 0)
+		}); err != nil {
+			return nil, err
+		}
 		return &recovery{cursor: cur, from: from}, nil
 	}
 
@@ -338,6 +346,13 @@ func (d *Deliverer) recoverCursor(ctx context.Context) (*recovery, error) {
 	// announced before the drop was written before the listing and is in
 	// it; one announced after is on the new stream (maybe in both: it is
 	// dispatched once, see dispatched).
+	// The marker first: a former leader still running stops at its next
+	// event (stillLeading) instead of sending what is re-announced below.
+	if err := d.retryStore(ctx, "cursor epoch", func(c context.Context) error {
+		return d.cfg.KV.Set(c, cursorEpochKey, []byte(d.owner), 0)
+	}); err != nil {
+		return nil, err
+	}
 	if err := d.retryStore(ctx, "stream reset", func(c context.Context) error { return d.cfg.KV.Delete(c, license.OutboxStream) }); err != nil {
 		return nil, err
 	}
@@ -361,11 +376,6 @@ func (d *Deliverer) recoverCursor(ctx context.Context) (*recovery, error) {
 		}
 		rec.reannounced[k] = true
 	}
-	if err := d.retryStore(ctx, "cursor epoch", func(c context.Context) error {
-		return d.cfg.KV.Set(c, cursorEpochKey, []byte(d.owner), 0)
-	}); err != nil {
-		return nil, err
-	}
 	if doc != nil || len(rec.reannounced) > 0 {
 		d.log.WarnContext(ctx, "exchange: delivery cursor lost; re-announced the outbox since the durable checkpoint",
 			"from", from, "objects", len(rec.reannounced), "already_processed", len(rec.skip))
@@ -385,4 +395,16 @@ func (w *watermark) oldestUnfinished() string {
 		}
 	}
 	return oldest
+}
+
+// stillLeading reports whether the cursor epoch marker still names this
+// deliverer: the marker is set by every leader when it starts, so a
+// leader whose lease lapsed (or whose KV lost its data) finds another
+// name, or none, before its next send. A KV that cannot answer counts as
+// not leading: nothing is sent that a successor may send again.
+func (d *Deliverer) stillLeading(ctx context.Context) bool {
+	c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+	defer cancel()
+	v, err := d.cfg.KV.Get(c, cursorEpochKey)
+	return err == nil && string(v) == d.owner
 }

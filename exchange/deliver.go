@@ -1160,6 +1160,11 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 	if err := d.rebuildDeadLetterState(ctx); err != nil {
 		return
 	}
+	// A lane that finds the epoch marker naming another leader ends this
+	// leadership (stillLeading): at most the lanes' sends in flight then
+	// overlap with a successor's.
+	ctx, stepDown := context.WithCancel(ctx)
+	defer stepDown()
 	wm := &watermark{}
 	cp := newCheckpointer(d, rec.from)
 	lanes := make([]chan job, d.cfg.Concurrency)
@@ -1172,6 +1177,11 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 			for j := range ch {
 				if ctx.Err() != nil || !cp.begin(ctx) {
 					continue // not confirmed: the cursor stays behind it
+				}
+				if !d.stillLeading(ctx) {
+					d.log.WarnContext(ctx, "exchange: another instance leads delivery now (or the KV lost its data); stepping down")
+					stepDown()
+					continue
 				}
 				if err := d.process(ctx, j.ev, j.batch); err == nil {
 					cp.finish(j.ev.EventID, j.batch)
