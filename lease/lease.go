@@ -25,6 +25,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,4 +334,14 @@ func ownerOf(v []byte) string {
 		return s[:i]
 	}
 	return s
+}
+
+// DefaultOwner names this process for Options.Owner: host name and
+// process ID.
+func DefaultOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return host + ":" + strconv.Itoa(os.Getpid())
 }
