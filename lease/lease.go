@@ -65,18 +65,28 @@ type Options struct {
 	// Fenced takes a fencing token (Token) from the counter FenceKey(key).
 	// The counter has no expiry: use it for a bounded set of keys.
 	Fenced bool
+	// Patient rides out a KV outage: a Hold goes on while renewals fail
+	// with KV errors, and a renewal that finds the lease expired (not
+	// taken) takes it again, keeping its token; only a lease held by
+	// another ends it. Without it, Hold steps down once the lease can no
+	// longer be proven for another renewal interval, and an expired lease
+	// is lost. Use it only for a fenced lease whose writes check the
+	// token: during the outage another holder may have taken (and left)
+	// the lease, and only its larger token stops this one's late writes.
+	Patient bool
 }
 
 // Lease is one holding of a lease key. Its methods are safe for
 // concurrent use.
 type Lease struct {
-	kv    KV
-	key   string
-	value []byte
-	ttl   time.Duration
-	every time.Duration // renewal interval
-	op    time.Duration
-	fence bool
+	kv      KV
+	key     string
+	value   []byte
+	ttl     time.Duration
+	every   time.Duration // renewal interval
+	op      time.Duration
+	fence   bool
+	patient bool
 
 	token  atomic.Int64
 	proven atomic.Int64 // UnixNano until which the lease is known to be ours
@@ -94,7 +104,7 @@ func Acquire(ctx context.Context, kv KV, key string, o Options) (*Lease, error) 
 	}
 	var rnd [16]byte
 	_, _ = rand.Read(rnd[:])
-	l := &Lease{kv: kv, key: key, ttl: o.TTL, every: o.TTL / 3, fence: o.Fenced,
+	l := &Lease{kv: kv, key: key, ttl: o.TTL, every: o.TTL / 3, fence: o.Fenced, patient: o.Patient,
 		value: []byte(o.Owner + "/" + hex.EncodeToString(rnd[:]))}
 	l.op = l.every
 	if o.OpTimeout > 0 && o.OpTimeout < l.op {
@@ -162,6 +172,15 @@ func (l *Lease) Keep(ctx context.Context) error {
 		ok, err = l.kv.CompareAndExpire(c, l.key, l.value, l.ttl)
 		return err
 	})
+	if err == nil && !ok && l.patient {
+		// Expired while the KV was away (or the KV lost it): ours again
+		// if nobody holds it. The token stays: a holder in between drew a
+		// larger one, and its writes refuse ours.
+		err = l.call(ctx, func(c context.Context) (err error) {
+			ok, err = l.kv.SetNX(c, l.key, l.value, l.ttl)
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -254,7 +273,10 @@ func (l *Lease) Hold(ctx context.Context) (held context.Context, release func())
 // provably be) ours, an error wrapping ErrLost when the holder must stop.
 func (l *Lease) renew(ctx context.Context) error {
 	until := time.Unix(0, l.proven.Load())
-	c, cancel := context.WithDeadline(ctx, until)
+	c, cancel := ctx, context.CancelFunc(func() {})
+	if !l.patient {
+		c, cancel = context.WithDeadline(ctx, until)
+	}
 	defer cancel()
 	err := l.Keep(c)
 	switch {
@@ -264,6 +286,8 @@ func (l *Lease) renew(ctx context.Context) error {
 		return ErrLost
 	case ctx.Err() != nil:
 		return nil // the holder is stopping anyway
+	case l.patient:
+		return nil // retried at the next renewal; the token guards the writes
 	case time.Until(until) > l.every:
 		return nil // still ours for more than the next renewal needs: retry then
 	default:

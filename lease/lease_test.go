@@ -189,12 +189,16 @@ func (k *raceKV) CompareAndExpire(ctx context.Context, key string, v []byte, ttl
 // down), and the new holder's lease must be intact: still its value, still
 // renewable, and its fencing token larger.
 func TestRenewalRace(t *testing.T) {
-	for _, fenced := range []bool{false, true} {
-		name := "unfenced"
-		if fenced {
-			name = "fenced"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		fenced, patient bool
+	}{
+		{"unfenced", false, false},
+		{"fenced", true, false},
+		{"fenced patient", true, true}, // an expired lease it may take again, not a taken one
+	} {
+		fenced := tc.fenced
+		t.Run(tc.name, func(t *testing.T) {
 			eachKV(t, func(t *testing.T, kv licensehub.KV) {
 				ctx := t.Context()
 				var b *lease.Lease
@@ -217,7 +221,7 @@ func TestRenewalRace(t *testing.T) {
 				}
 				// A short TTL only makes Hold renew soon; nothing depends
 				// on when: the expiry is forced at the call.
-				a, err := lease.Acquire(ctx, rk, key, lease.Options{Owner: "host-a", TTL: 300 * time.Millisecond, Fenced: fenced})
+				a, err := lease.Acquire(ctx, rk, key, lease.Options{Owner: "host-a", TTL: 300 * time.Millisecond, Fenced: fenced, Patient: tc.patient})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -290,6 +294,38 @@ func TestHoldStepsDownWhenUnproven(t *testing.T) {
 		}
 		if !l.Lost() {
 			t.Fatal("Lost = false after stepping down")
+		}
+	})
+}
+
+// TestPatientRetakesAnExpiredLease: a patient lease whose key expired
+// (the KV was away, or lost it) and that nobody took is taken again by the
+// next renewal, with the same token; an impatient one is lost.
+func TestPatientRetakesAnExpiredLease(t *testing.T) {
+	eachKV(t, func(t *testing.T, kv licensehub.KV) {
+		ctx := t.Context()
+		for _, patient := range []bool{false, true} {
+			l, err := lease.Acquire(ctx, kv, key, lease.Options{Owner: "a", TTL: time.Minute, Fenced: true, Patient: patient})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := l.Token()
+			if err := kv.Delete(ctx, key); err != nil { // expired
+				t.Fatal(err)
+			}
+			err = l.Keep(ctx)
+			switch {
+			case patient && err != nil:
+				t.Fatalf("patient Keep of an expired lease: %v, want it taken again", err)
+			case !patient && !errors.Is(err, lease.ErrLost):
+				t.Fatalf("Keep of an expired lease: %v, want ErrLost", err)
+			}
+			if patient {
+				if who, _ := lease.Holder(ctx, kv, key); who != "a" || l.Token() != tok {
+					t.Fatalf("after the retake: holder %q token %d, want a and %d", who, l.Token(), tok)
+				}
+			}
+			_ = l.Release(ctx)
 		}
 	})
 }

@@ -18,7 +18,7 @@ var errLeaseLost = lease.ErrLost
 // checkFence); another holder gives ECONFLICT with Details["owner"].
 func (r *Runner) acquire(ctx context.Context, id string) (*lease.Lease, error) {
 	l, err := lease.Acquire(ctx, r.cfg.KV, leaseKey(id),
-		lease.Options{Owner: r.cfg.Owner, TTL: r.cfg.LeaseTTL, OpTimeout: r.cfg.OpTimeout, Fenced: true})
+		lease.Options{Owner: r.cfg.Owner, TTL: r.cfg.LeaseTTL, OpTimeout: r.cfg.OpTimeout, Fenced: true, Patient: true})
 	if !errors.Is(err, lease.ErrHeld) {
 		return l, err
 	}
