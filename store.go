@@ -60,6 +60,10 @@ type KV interface {
 	// CompareAndDelete deletes key only if it holds value (releasing a lock
 	// that is still ours) and reports whether it did.
 	CompareAndDelete(ctx context.Context, key string, value []byte) (bool, error)
+	// CompareAndExpire sets key's expiry to ttl only if it holds value
+	// (renewing a lease that is still ours) and reports whether it did;
+	// ttl <= 0 means no expiry. Check and expiry are one atomic step.
+	CompareAndExpire(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	Delete(ctx context.Context, keys ...string) error
 	// Incr adds delta to the integer at key and returns the new value; when it
 	// creates the key it sets ttl (fixed-window counters).

@@ -32,8 +32,9 @@
 // Records without a number (older hubs) are verified as before.
 //
 // Trail.Seal, run every SealInterval by Trail.Run on
-// whichever instance holds the sealer lock (KV SetNX "audit:sealer" with a
-// TTL, released with CompareAndDelete), reads the journal after the last
+// whichever instance holds the sealer lock (a lease on the KV key
+// "audit:sealer", package lease, renewed while it seals), reads the
+// journal after the last
 // sealed entry, chains the records and writes the next segment
 // create-only, then head.json, then trims the journal. Appenders never
 // wait for the sealer.
@@ -43,7 +44,7 @@
 // the segment leaves head.json one segment behind; the next Seal (on any
 // instance) finds the segment, checks that it continues the chain, adopts
 // it and reads the journal after the segment's last journal ID, so nothing
-// is sealed twice or skipped. Two sealers that race (a lock that expired)
+// is sealed twice or skipped. Two sealers that race (a lease lost mid-seal)
 // compete for the same segment key; the loser adopts the winner's segment.
 // The chain cannot fork: a segment number is written once.
 //

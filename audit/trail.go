@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/emmansun/gmsm/sm3"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/lease"
 	"github.com/licensehub/licensehub/signing"
 	"github.com/licensehub/licensehub/signing/jcs"
 )
@@ -313,28 +313,27 @@ type SealResult struct {
 // entries after the last sealed one, chains them, creates the next segment
 // (create-only), writes head.json and trims the journal. Without the lock
 // it returns Busy. Appends never wait for it.
+//
+// The lock is a lease (package lease) renewed while Seal runs: a sealer
+// that loses it stops at its next step (its context ends). It needs no
+// fencing token: segments are create-only, so a stale sealer cannot
+// overwrite one, and a head.json it writes late only points behind the
+// chain's end, which the next Seal adopts forward from.
 func (t *Trail) Seal(ctx context.Context) (SealResult, error) {
 	var res SealResult
-	tok := make([]byte, 16)
-	rand.Read(tok)
-	token := []byte(t.instance + "/" + hex.EncodeToString(tok))
-	start := time.Now()
-	ok, err := t.lock.SetNX(ctx, LockKey, token, t.lockTTL)
-	if err != nil {
-		return res, err
-	}
-	if !ok {
-		res.Busy = true
-		return res, nil
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := t.lock.CompareAndDelete(rctx, LockKey, token); err != nil {
-			t.log.Warn("audit: releasing the sealer lock failed; it expires by itself", "err", err)
-		}
-	}()
-	budget := start.Add(t.lockTTL / 2)
+	ran, err := lease.Run(ctx, t.lock, LockKey, lease.Options{Owner: t.instance, TTL: t.lockTTL},
+		func(ctx context.Context, _ *lease.Lease) (err error) {
+			res, err = t.seal(ctx)
+			return err
+		})
+	res.Busy = !ran && err == nil
+	return res, err
+}
+
+// seal is Seal under the sealer lock.
+func (t *Trail) seal(ctx context.Context) (SealResult, error) {
+	var res SealResult
+	budget := time.Now().Add(t.lockTTL / 2)
 
 	st, err := t.loadState(ctx)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/internal/httpretry"
+	"github.com/licensehub/licensehub/lease"
 	"github.com/licensehub/licensehub/license"
 	"github.com/licensehub/licensehub/signing"
 )
@@ -621,7 +622,7 @@ func (d *Deliverer) blockedBy(ctx context.Context, lic string) (string, error) {
 // license's lane lock: when a Replay holds it, park waits, and delivers
 // nothing (parked false) when the Replay unblocked the license meanwhile.
 func (d *Deliverer) park(ctx context.Context, ev OutboxEvent, batch string) (bool, error) {
-	release, err := d.lockLicense(ctx, ev.Identifier)
+	ctx, release, err := d.lockLicense(ctx, ev.Identifier)
 	if err != nil {
 		return false, err
 	}
@@ -633,58 +634,27 @@ func (d *Deliverer) park(ctx context.Context, ev OutboxEvent, batch string) (boo
 	return true, d.deadLetter(ctx, ev, batch, ReasonBlockedBehind, "blocked behind "+blocked, 0)
 }
 
-// lockLicense takes the license's lane lock (a KV lease renewed every
-// LeaseTTL/3), waiting while someone else holds it. release stops the
-// renewal and frees the lock.
-func (d *Deliverer) lockLicense(ctx context.Context, lic string) (release func(), err error) {
-	key := laneLockKey + lic
-	token := []byte(d.owner + "/" + strconv.FormatInt(time.Now().UnixNano(), 36))
-	ttl := d.cfg.LeaseTTL
+// lockLicense takes the license's lane lock (a lease, package lease,
+// renewed while held), waiting while someone else holds it. The returned
+// context ends when the lock is lost; release frees it.
+func (d *Deliverer) lockLicense(ctx context.Context, lic string) (held context.Context, release func(), err error) {
+	o := lease.Options{Owner: d.owner, TTL: d.cfg.LeaseTTL, OpTimeout: d.cfg.OpTimeout}
 	for i := 0; ; i++ {
-		c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
-		ok, err := d.cfg.KV.SetNX(c, key, token, ttl)
-		cancel()
-		if err == nil && ok {
-			break
+		l, err := lease.Acquire(ctx, d.cfg.KV, laneLockKey+lic, o)
+		if err == nil {
+			held, release := l.Hold(ctx)
+			return held, release, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		if err != nil && i%10 == 0 {
+		if !errors.Is(err, lease.ErrHeld) && i%10 == 0 {
 			d.log.WarnContext(ctx, "exchange: taking a license lock failed; retrying", "license", lic, "err", err.Error())
 		}
 		if err := sleep(ctx, min(d.cfg.Poll, 250*time.Millisecond)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			c, cancel := context.WithTimeout(rctx, min(d.cfg.OpTimeout, ttl/3))
-			if v, err := d.cfg.KV.Get(c, key); err == nil && bytes.Equal(v, token) {
-				_ = d.cfg.KV.Set(c, key, token, ttl)
-			}
-			cancel()
-		}
-	}()
-	return func() {
-		stop()
-		<-done
-		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.OpTimeout)
-		defer cancel()
-		if _, err := d.cfg.KV.CompareAndDelete(c, key, token); err != nil {
-			d.log.Warn("exchange: releasing a license lock failed; it expires by itself", "license", lic, "err", err.Error())
-		}
-	}, nil
 }
 
 // deliver builds ev's envelope and sends it. An envelope that cannot be
@@ -832,11 +802,12 @@ func (d *Deliverer) deadLettersOf(ctx context.Context, lic string) ([]DeadLetter
 
 func (d *Deliverer) replayLicense(ctx context.Context, lic string, want map[string]bool, all bool, rep *ReplayReport) error {
 	if lic != "" {
-		release, err := d.lockLicense(ctx, lic)
+		held, release, err := d.lockLicense(ctx, lic)
 		if err != nil {
 			return err
 		}
 		defer release()
+		ctx = held
 	}
 	tried := map[string]bool{}
 	for {
@@ -960,11 +931,12 @@ func (d *Deliverer) rebuildDeadLetterState(ctx context.Context) error {
 
 func (d *Deliverer) rebuildLicense(ctx context.Context, lic string, dls []DeadLetter, present map[string]bool) (int, error) {
 	if lic != "" {
-		release, err := d.lockLicense(ctx, lic)
+		held, release, err := d.lockLicense(ctx, lic)
 		if err != nil {
 			return 0, err
 		}
 		defer release()
+		ctx = held
 	}
 	first, n := "", 0
 	for _, dl := range dls {
@@ -1027,71 +999,24 @@ func (d *Deliverer) Resend(ctx context.Context, events []Pending) (map[string]st
 // ---- leadership and the stream ----
 
 // Run delivers until ctx ends: it takes the lease when free, leads while
-// it holds it, and releases it on return.
+// it holds it (package lease renews it; losing it ends the leadership at
+// once) and releases it on return.
 func (d *Deliverer) Run(ctx context.Context) {
+	o := lease.Options{Owner: d.owner, TTL: d.cfg.LeaseTTL, OpTimeout: d.cfg.OpTimeout}
 	for {
-		token := []byte(d.owner + "/" + strconv.FormatInt(time.Now().UnixNano(), 36))
-		c, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
-		ok, err := d.cfg.KV.SetNX(c, LeaseKey, token, d.cfg.LeaseTTL)
-		cancel()
-		if err != nil && ctx.Err() == nil {
+		_, err := lease.Run(ctx, d.cfg.KV, LeaseKey, o, func(ctx context.Context, _ *lease.Lease) error {
+			d.log.InfoContext(ctx, "exchange: leading delivery")
+			d.deliverLoop(ctx)
+			return nil
+		})
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case errors.Is(err, lease.ErrLost):
+			d.log.WarnContext(ctx, "exchange: the delivery lease was lost; stepping down", "err", err.Error())
+		default:
 			d.log.WarnContext(ctx, "exchange: taking the delivery lease failed", "err", err.Error())
 		}
-		if ok {
-			d.lead(ctx, token)
-		}
 		if sleep(ctx, d.cfg.Poll) != nil {
-			return
-		}
-	}
-}
-
-func (d *Deliverer) lead(ctx context.Context, token []byte) {
-	d.log.InfoContext(ctx, "exchange: leading delivery")
-	lctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer cancel()
-		d.renew(lctx, token)
-	}()
-	d.deliverLoop(lctx)
-	cancel()
-	wg.Wait()
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.OpTimeout)
-	defer rcancel()
-	if _, err := d.cfg.KV.CompareAndDelete(rctx, LeaseKey, token); err != nil {
-		d.log.Warn("exchange: releasing the delivery lease failed; it expires by itself", "err", err.Error())
-	}
-}
-
-// renew keeps the lease every TTL/3; it returns (ending the leadership)
-// when the lease is someone else's or could not be renewed in time.
-func (d *Deliverer) renew(ctx context.Context, token []byte) {
-	t := time.NewTicker(d.cfg.LeaseTTL / 3)
-	defer t.Stop()
-	last := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		c, cancel := context.WithTimeout(ctx, min(d.cfg.OpTimeout, d.cfg.LeaseTTL/3))
-		v, err := d.cfg.KV.Get(c, LeaseKey)
-		if err == nil && bytes.Equal(v, token) {
-			err = d.cfg.KV.Set(c, LeaseKey, token, d.cfg.LeaseTTL)
-		} else if err == nil || licensehub.IsCode(err, licensehub.ENOTFOUND) {
-			cancel()
-			d.log.Warn("exchange: the delivery lease was lost")
-			return
-		}
-		cancel()
-		if err == nil {
-			last = time.Now()
-		} else if time.Since(last) > d.cfg.LeaseTTL*2/3 {
-			d.log.Warn("exchange: the delivery lease could not be renewed; stepping down", "err", err.Error())
 			return
 		}
 	}
@@ -1309,6 +1234,9 @@ func (d *Deliverer) committer(ctx context.Context, wm *watermark, cp *checkpoint
 	for {
 		select {
 		case <-stop:
+			if errors.Is(context.Cause(ctx), lease.ErrLost) {
+				return // a leader that lost its lease writes no cursor: the next leader owns it
+			}
 			fc, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.OpTimeout*2)
 			commit(fc, true, false)
 			cancel()

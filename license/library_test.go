@@ -14,6 +14,7 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/ident"
+	"github.com/licensehub/licensehub/lease"
 	"github.com/licensehub/licensehub/signing"
 )
 
@@ -675,6 +676,39 @@ func TestPendingStatusChange(t *testing.T) {
 		var e indexEntry
 		if err := json.Unmarshal(raw, &e); err != nil || e.Status != StatusRevoked || e.StatusSeq != 1 {
 			t.Fatalf("index not repaired: %s %v", raw, err)
+		}
+	})
+}
+
+// TestSweeperWaitsForTheLease: while another instance holds lic:sweeper,
+// ExpireDue does nothing; once it is released, the round runs and leaves
+// the lease free.
+func TestSweeperWaitsForTheLease(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		f := newFixture(t, b)
+		ctx := ctxT(t)
+		req := sampleRequest("SW-LEASE")
+		req.ValidUntil = "2026-12-31"
+		res := mustPush(t, f.lib, req)
+		when := time.Date(2026, 12, 31, 16, 0, 0, 0, time.UTC)
+		other, err := lease.Acquire(ctx, b.kv, kvSweeper, lease.Options{Owner: "other-instance", TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.lib.ExpireDue(ctx, when); err != nil || n != 0 {
+			t.Fatalf("ExpireDue under another's lease = %d, %v; want 0, nil", n, err)
+		}
+		if err := other.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.lib.ExpireDue(ctx, when); err != nil || n != 1 {
+			t.Fatalf("ExpireDue = %d, %v; want 1", n, err)
+		}
+		if rec, err := f.lib.Get(ctx, res.Identifier); err != nil || rec.Status != StatusExpired {
+			t.Fatalf("%s after the sweep: %v %+v", res.Identifier, err, rec)
+		}
+		if who, err := lease.Holder(ctx, b.kv, kvSweeper); err != nil || who != "" {
+			t.Fatalf("sweeper lease after the round held by %q (%v), want free", who, err)
 		}
 	})
 }

@@ -2,11 +2,11 @@ package license
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/licensehub/licensehub"
+	"github.com/licensehub/licensehub/lease"
 )
 
 // SweeperApp is the app recorded on the status records the sweeper makes.
@@ -17,34 +17,27 @@ const sweepBatch = 256
 // ExpireDue expires every license whose validity ended at or before now
 // (candidates from the lic:expiry sorted set, score = end of validity) and
 // returns how many it expired. Several instances may call it: the
-// lic:sweeper lock (SetNX with a TTL) lets one sweep at a time, and even
-// without it the create-only status record makes a double expiry
-// impossible (the second writer re-reads, finds "expired" and stops). An
-// instance that does not get the lock returns 0, nil.
+// lic:sweeper lease (package lease, renewed while the round runs; a round
+// that loses it stops) lets one sweep at a time, and even without it the
+// create-only status record makes a double expiry impossible (the second
+// writer re-reads, finds "expired" and stops). An instance that does not
+// get the lease returns 0, nil.
 func (l *Library) ExpireDue(ctx context.Context, now time.Time) (int, error) {
-	var tok [16]byte
-	_, _ = rand.Read(tok[:])
-	token := []byte(hex.EncodeToString(tok[:]))
-	ttl := 10 * l.cfg.OpTimeout
-	if ttl < time.Minute {
-		ttl = time.Minute
-	}
-	var got bool
-	if err := l.kvDo(ctx, func(c context.Context) (err error) {
-		got, err = l.cfg.KV.SetNX(c, kvSweeper, token, ttl)
+	expired := 0
+	o := lease.Options{Owner: lease.DefaultOwner(), TTL: max(10*l.cfg.OpTimeout, time.Minute), OpTimeout: l.cfg.OpTimeout}
+	_, err := lease.Run(ctx, l.cfg.KV, kvSweeper, o, func(ctx context.Context, _ *lease.Lease) (err error) {
+		expired, err = l.expireDue(ctx, now)
 		return err
-	}); err != nil {
-		return 0, err
+	})
+	if errors.Is(err, lease.ErrLost) {
+		l.log.WarnContext(ctx, "sweeper lost its lease; another instance sweeps", "expired", expired, "err", err)
+		return expired, nil
 	}
-	if !got {
-		return 0, nil
-	}
-	defer func() {
-		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.OpTimeout)
-		defer cancel()
-		_, _ = l.cfg.KV.CompareAndDelete(c, kvSweeper, token)
-	}()
+	return expired, err
+}
 
+// expireDue is one sweeping round, run under the lic:sweeper lease.
+func (l *Library) expireDue(ctx context.Context, now time.Time) (int, error) {
 	expired := 0
 	skip := map[string]bool{} // failed this round: do not loop on them
 	for ctx.Err() == nil {

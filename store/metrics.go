@@ -129,6 +129,11 @@ func (k *kvStore) CompareAndDelete(ctx context.Context, key string, value []byte
 	return k.next.CompareAndDelete(ctx, key, value)
 }
 
+func (k *kvStore) CompareAndExpire(ctx context.Context, key string, value []byte, ttl time.Duration) (ok bool, err error) {
+	defer k.done("compare_and_expire", time.Now(), &err)
+	return k.next.CompareAndExpire(ctx, key, value, ttl)
+}
+
 func (k *kvStore) Delete(ctx context.Context, keys ...string) (err error) {
 	defer k.done("delete", time.Now(), &err)
 	return k.next.Delete(ctx, keys...)

@@ -570,6 +570,18 @@ func (f *flakyKV) CompareAndDelete(ctx context.Context, key string, v []byte) (b
 	}
 	return f.KV.CompareAndDelete(ctx, key, v)
 }
+func (f *flakyKV) CompareAndExpire(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+	if err := f.err(); err != nil {
+		return false, err
+	}
+	return f.KV.CompareAndExpire(ctx, key, v, ttl)
+}
+func (f *flakyKV) Incr(ctx context.Context, key string, d int64, ttl time.Duration) (int64, error) {
+	if err := f.err(); err != nil {
+		return 0, err
+	}
+	return f.KV.Incr(ctx, key, d, ttl)
+}
 func (f *flakyKV) Delete(ctx context.Context, keys ...string) error {
 	if err := f.err(); err != nil {
 		return err
@@ -622,6 +634,9 @@ func (k *readOnlyKV) SetNX(ctx context.Context, key string, v []byte, ttl time.D
 }
 func (k *readOnlyKV) CompareAndDelete(ctx context.Context, key string, v []byte) (bool, error) {
 	return false, k.write("CAD", key)
+}
+func (k *readOnlyKV) CompareAndExpire(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+	return false, k.write("CAE", key)
 }
 func (k *readOnlyKV) Delete(ctx context.Context, keys ...string) error {
 	return k.write("DEL", strings.Join(keys, " "))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/licensehub/licensehub"
 	"github.com/licensehub/licensehub/convert"
+	"github.com/licensehub/licensehub/lease"
 	"github.com/licensehub/licensehub/license"
 )
 
@@ -90,7 +91,7 @@ type jobRun struct {
 	job   Job
 	m     *convert.Mapping
 	opts  RunOptions
-	lease *lease // nil for dry runs
+	lease *lease.Lease // nil for dry runs
 
 	// mu guards st, live, pending, sinceCkpt and sessionRows: the
 	// collector writes them, the reporter reads them.
@@ -145,10 +146,8 @@ func (r *Runner) Run(ctx context.Context, job Job, open func() (convert.Reader, 
 		return nil, err
 	}
 	j.lease = ls
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	ls.keep(ctx, cancel)
-	defer ls.release(ctx)
+	ctx, release := ls.Hold(ctx)
+	defer release()
 	return j.run(ctx, open)
 }
 
@@ -171,6 +170,19 @@ func (j *jobRun) run(ctx context.Context, open func() (convert.Reader, error)) (
 	}
 	if st.State == StateDone {
 		return &st, nil
+	}
+	if j.lease != nil {
+		// The token counter lives in the KV and starts over when the KV is
+		// lost: lift ours above the one the durable state carries.
+		if st.Fence, err = j.lease.Raise(ctx, st.Fence); err != nil {
+			if errors.Is(err, errLeaseLost) {
+				return nil, leaseLostError(j.job.ID)
+			}
+			if ctx.Err() != nil {
+				return nil, j.ctxErr(ctx)
+			}
+			return nil, err
+		}
 	}
 	st.Job = j.job
 	if st.Counts.RejectedBy == nil {
@@ -241,12 +253,16 @@ func (j *jobRun) run(ctx context.Context, open func() (convert.Reader, error)) (
 
 // ctxErr is the error Run returns when ctx ended.
 func (j *jobRun) ctxErr(ctx context.Context) error {
-	if errors.Is(context.Cause(ctx), errLeaseLost) {
-		return &licensehub.Error{Code: licensehub.ECONFLICT, Field: "id", Err: errLeaseLost,
-			Message: "conversion " + j.job.ID + ": the lease was taken by another runner; this one stopped",
-			Details: map[string]any{"reason": "lease_lost"}}
+	if errors.Is(context.Cause(ctx), errLeaseLost) || j.lease != nil && j.lease.Lost() {
+		return leaseLostError(j.job.ID)
 	}
 	return ctx.Err()
+}
+
+func leaseLostError(id string) error {
+	return &licensehub.Error{Code: licensehub.ECONFLICT, Field: "id", Err: errLeaseLost,
+		Message: "conversion " + id + ": the lease was taken by another runner; this one stopped",
+		Details: map[string]any{"reason": "lease_lost"}}
 }
 
 // stop ends a Run whose context ended: unless the lease was lost, the
@@ -254,7 +270,7 @@ func (j *jobRun) ctxErr(ctx context.Context) error {
 // back to queued for the next runner.
 func (j *jobRun) stop(ctx context.Context, stopReport func()) (*State, error) {
 	stopReport()
-	if j.lease != nil && j.lease.lost.Load() {
+	if j.lease != nil && j.lease.Lost() {
 		s := j.snapshot()
 		return &s, j.ctxErr(ctx)
 	}
@@ -271,6 +287,9 @@ func (j *jobRun) stop(ctx context.Context, stopReport func()) (*State, error) {
 
 // fail records the job as failed (after its last rows) and returns err.
 func (j *jobRun) fail(ctx context.Context, cause error) (*State, error) {
+	if j.lease != nil && j.lease.Lost() {
+		return j.stop(ctx, func() {}) // not ours to record any more
+	}
 	j.mu.Lock()
 	j.live.Error = licensehub.ErrorCode(cause) + ": " + licensehub.Message(cause)
 	j.mu.Unlock()
@@ -318,6 +337,9 @@ func (r *Runner) dequeue(ctx context.Context, id string) {
 		r.log.WarnContext(ctx, "conversion: removing a finished job from the queue failed; Serve drops it when it meets it", "job", id, "err", err)
 	}
 	r.unpublish(ctx, id)
+	// The fencing counter ends with the job; a rerun's tokens start over
+	// and Raise lifts them above the one state.json carries.
+	_ = r.kv(ctx, func(c context.Context) error { return r.cfg.KV.Delete(c, lease.FenceKey(leaseKey(id))) })
 }
 
 func (r *Runner) unpublish(ctx context.Context, id string) {
@@ -329,8 +351,13 @@ func (r *Runner) unpublish(ctx context.Context, id string) {
 // also writes report.json (before state.json, so that a done state always
 // has its report). Store failures pause and retry until ctx ends.
 func (j *jobRun) checkpoint(ctx context.Context, state string, final bool) error {
-	if j.lease != nil && j.lease.lost.Load() {
+	if j.lease != nil && j.lease.Lost() {
 		return errLeaseLost
+	}
+	if j.lease != nil {
+		if err := j.checkFence(ctx); err != nil {
+			return err
+		}
 	}
 	r, id := j.r, j.job.ID
 	j.mu.Lock()
@@ -360,6 +387,9 @@ func (j *jobRun) checkpoint(ctx context.Context, state string, final bool) error
 	}
 	now := r.now()
 	next.State, next.UpdatedAt, next.Attempts = state, now, 0
+	if j.lease != nil {
+		next.Fence = j.lease.Token()
+	}
 	next.BytesTotal = j.job.Size
 	j.rates(&next)
 	switch state {
@@ -453,7 +483,7 @@ func (j *jobRun) startReporter(ctx context.Context) func() {
 			if j.opts.Progress != nil {
 				j.opts.Progress(s)
 			}
-			if j.lease != nil && !j.lease.lost.Load() {
+			if j.lease != nil && !j.lease.Lost() {
 				j.r.publish(ctx, &s)
 			}
 		}

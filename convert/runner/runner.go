@@ -84,4 +84,8 @@ type State struct {
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	UpdatedAt   time.Time `json:"updated_at"`
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	// Fence is the fencing token of the job's lease under which this
+	// state was written (package lease); a runner holding a smaller one
+	// lost the job and does not overwrite it.
+	Fence int64 `json:"fence,omitempty"`
 }

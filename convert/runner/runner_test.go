@@ -114,7 +114,7 @@ func TestResume(t *testing.T) {
 			checkCounts(t, "uninterrupted", refState.Counts, d.counts)
 			_, refLicenses := ref.licenses(t)
 
-			for _, mode := range []string{"cancel", "lease-stolen"} {
+			for _, mode := range []string{"cancel", "lease-stolen", "fenced"} {
 				t.Run(mode, func(t *testing.T) {
 					e := newHubEnv(t, be.open(t))
 					e.preload(t, d)
@@ -122,6 +122,7 @@ func TestResume(t *testing.T) {
 					ctx, cancel := context.WithCancel(t.Context())
 					defer cancel()
 					var once sync.Once
+					var r *Runner
 					lib := &hookedLibrary{Library: e.lib, before: func(n int64) {
 						if n < 250 {
 							return
@@ -129,6 +130,20 @@ func TestResume(t *testing.T) {
 						once.Do(func() {
 							if mode == "cancel" {
 								cancel()
+								return
+							}
+							if mode == "fenced" {
+								// A later holder of the lease (token 1000)
+								// wrote state.json: this runner's next
+								// checkpoint must not overwrite it.
+								var cur State
+								if err := r.getJSON(context.Background(), stateKey(job.ID), &cur); err != nil {
+									t.Error(err)
+								}
+								cur.Fence = 1000
+								if err := r.putJSON(context.Background(), stateKey(job.ID), &cur); err != nil {
+									t.Error(err)
+								}
 								return
 							}
 							if err := e.kv.Set(context.Background(), leaseKey(job.ID), []byte("thief"), time.Minute); err != nil {
@@ -141,7 +156,7 @@ func TestResume(t *testing.T) {
 						// fast the rest of the job would go.
 						return mode == "lease-stolen" && n >= 250
 					}}
-					r := e.runner(t, "runner-a", func(c *Config) { c.Library = lib; c.LeaseTTL = 600 * time.Millisecond })
+					r = e.runner(t, "runner-a", func(c *Config) { c.Library = lib; c.LeaseTTL = 600 * time.Millisecond })
 					st, err := r.Run(ctx, job, csvOpener(t, d.csv), RunOptions{})
 					switch mode {
 					case "cancel":
@@ -165,6 +180,15 @@ func TestResume(t *testing.T) {
 						}
 						if ok, err := r.BreakLease(t.Context(), job.ID, "thief"); !ok || err != nil {
 							t.Fatalf("BreakLease: %v %v", ok, err)
+						}
+					case "fenced":
+						var e2 *licensehub.Error
+						if !errors.As(err, &e2) || e2.Code != licensehub.ECONFLICT || e2.Details["reason"] != "lease_lost" {
+							t.Fatalf("Run under a smaller token: %v", err)
+						}
+						var stored State
+						if err := r.getJSON(t.Context(), stateKey(job.ID), &stored); err != nil || stored.Fence != 1000 {
+							t.Fatalf("state.json after the stale runner stopped: fence %d, %v; want 1000 kept", stored.Fence, err)
 						}
 					}
 					if n := lib.pushes.Load(); n >= int64(d.counts.Converted) {

@@ -230,6 +230,28 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, val []byte) (b
 	return true, nil
 }
 
+// CompareAndExpire sets key's expiry to ttl (none when ttl <= 0) only if
+// it is a string equal to val.
+func (s *Store) CompareAndExpire(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	if err := s.begin(ctx, "CAE", key); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	now := time.Now()
+	v := s.lookup(key, now)
+	if v != nil && v.kind != kindString {
+		return false, wrongType("CAE", key)
+	}
+	if v == nil || string(v.str) != string(val) {
+		return false, nil
+	}
+	v.expires = time.Time{}
+	if ttl > 0 {
+		v.expires = now.Add(ttl)
+	}
+	return true, nil
+}
+
 // Delete removes keys of any kind; missing keys are ignored.
 func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	if err := s.begin(ctx, "DEL", strings.Join(keys, " ")); err != nil {

@@ -72,6 +72,22 @@ end
 return 0
 `)
 
+// compareAndExpire sets KEYS[1]'s expiry to ARGV[2] milliseconds (no
+// expiry when 0) only if it holds ARGV[1]. One key, so it runs on a
+// cluster too.
+var compareAndExpire = goredis.NewScript(`
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then
+	return 0
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+	redis.call("PEXPIRE", KEYS[1], ttl)
+else
+	redis.call("PERSIST", KEYS[1])
+end
+return 1
+`)
+
 // incrWithTTL adds ARGV[1] to KEYS[1] and, only when this call created the
 // key, sets its expiry to ARGV[2] milliseconds (when > 0). An existing key
 // keeps whatever expiry it has, so a fixed window is never extended.
@@ -187,6 +203,19 @@ func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Du
 func (s *Store) CompareAndDelete(ctx context.Context, key string, value []byte) (bool, error) {
 	return run(ctx, s, "CAD", key, func(ctx context.Context) (bool, error) {
 		n, err := compareAndDelete.Run(ctx, s.c, []string{s.Key(key)}, value).Int64()
+		return n == 1, err
+	})
+}
+
+// CompareAndExpire atomically sets key's expiry to ttl (none when
+// ttl <= 0) only if key holds value.
+func (s *Store) CompareAndExpire(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	var ms int64
+	if ttl > 0 {
+		ms = max(ttl.Milliseconds(), 1)
+	}
+	return run(ctx, s, "CAE", key, func(ctx context.Context) (bool, error) {
+		n, err := compareAndExpire.Run(ctx, s.c, []string{s.Key(key)}, value, ms).Int64()
 		return n == 1, err
 	})
 }

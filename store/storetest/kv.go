@@ -49,6 +49,8 @@ func KV(t *testing.T, open func(t *testing.T) licensehub.KV) {
 		{"SetNX", kvSetNX},
 		{"SetNXRace", kvSetNXRace},
 		{"CompareAndDelete", kvCompareAndDelete},
+		{"CompareAndExpire", kvCompareAndExpire},
+		{"CompareAndExpireRace", kvCompareAndExpireRace},
 		{"Delete", kvDelete},
 		{"Incr", kvIncr},
 		{"IncrTTLFixedWindow", kvIncrTTLFixedWindow},
@@ -272,6 +274,97 @@ func kvCompareAndDelete(t *testing.T, kv licensehub.KV) {
 			}
 		})
 	}
+}
+
+func kvCompareAndExpire(t *testing.T, kv licensehub.KV) {
+	ctx := t.Context()
+	cases := []struct {
+		name    string
+		stored  string // "" means the key is absent
+		compare string
+		ttl     time.Duration
+		want    bool
+	}{
+		{"missing key", "", "owner", time.Minute, false},
+		{"wrong value", "owner-a", "owner-b", time.Minute, false},
+		{"prefix of value", "owner", "own", time.Minute, false},
+		{"longer value", "own", "owner", time.Minute, false},
+		{"right value", "owner", "owner", time.Minute, true},
+		{"right value, no expiry", "owner", "owner", 0, true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := fmt.Sprintf("lease-%d", i)
+			if tc.stored != "" {
+				kvMustSet(t, kv, key, tc.stored, kvShortTTL)
+			}
+			got, err := kv.CompareAndExpire(ctx, key, []byte(tc.compare), tc.ttl)
+			if err != nil || got != tc.want {
+				t.Fatalf("CompareAndExpire = %v, %v; want %v, nil", got, err, tc.want)
+			}
+			if !tc.want {
+				// Refused: the key keeps its short TTL (or stays absent).
+				kvWaitGone(t, kv, key)
+				return
+			}
+			// Asserting that something does not happen needs a wait: twice
+			// the TTL it had before.
+			time.Sleep(2 * kvShortTTL)
+			if got := kvMustGet(t, kv, key); string(got) != tc.stored {
+				t.Fatalf("Get after CompareAndExpire = %q, want %q", got, tc.stored)
+			}
+		})
+	}
+
+	t.Run("shortens", func(t *testing.T) {
+		kvMustSet(t, kv, "long", "owner", 0)
+		if ok, err := kv.CompareAndExpire(ctx, "long", []byte("owner"), kvShortTTL); err != nil || !ok {
+			t.Fatalf("CompareAndExpire = %v, %v; want true, nil", ok, err)
+		}
+		kvWaitGone(t, kv, "long")
+	})
+	t.Run("expired key is not revived", func(t *testing.T) {
+		kvMustSet(t, kv, "gone", "owner", kvShortTTL)
+		kvWaitGone(t, kv, "gone")
+		if ok, err := kv.CompareAndExpire(ctx, "gone", []byte("owner"), time.Minute); err != nil || ok {
+			t.Fatalf("CompareAndExpire of an expired key = %v, %v; want false, nil", ok, err)
+		}
+		_, err := kv.Get(ctx, "gone")
+		kvWantCode(t, err, licensehub.ENOTFOUND, "Get after CompareAndExpire of an expired key")
+	})
+}
+
+// kvCompareAndExpireRace renews an old holder's value while the key is
+// deleted and taken by a new holder with a short TTL: were the check and
+// the expiry two steps, some renewal would extend the new holder's key,
+// which then outlives its TTL.
+func kvCompareAndExpireRace(t *testing.T, kv licensehub.KV) {
+	ctx := t.Context()
+	kvMustSet(t, kv, "lease", "old", time.Minute)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, kvRacers)
+	for range kvRacers {
+		wg.Go(func() {
+			<-start
+			if _, err := kv.CompareAndExpire(ctx, "lease", []byte("old"), time.Hour); err != nil {
+				errs <- err
+			}
+		})
+	}
+	close(start)
+	if ok, err := kv.CompareAndDelete(ctx, "lease", []byte("old")); err != nil || !ok {
+		t.Fatalf("CompareAndDelete(old) = %v, %v; want true, nil", ok, err)
+	}
+	if ok, err := kv.SetNX(ctx, "lease", []byte("new"), kvShortTTL); err != nil || !ok {
+		t.Fatalf("SetNX(new) = %v, %v; want true, nil", ok, err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("CompareAndExpire: %v", err)
+	}
+	kvWaitGone(t, kv, "lease")
 }
 
 func kvDelete(t *testing.T, kv licensehub.KV) {
@@ -1004,6 +1097,7 @@ func kvWrongType(t *testing.T, kv licensehub.KV) {
 		{"Get set", func() error { _, err := kv.Get(ctx, "set"); return err }},
 		{"Incr set", func() error { _, err := kv.Incr(ctx, "set", 1, 0); return err }},
 		{"CompareAndDelete zset", func() error { _, err := kv.CompareAndDelete(ctx, "zset", []byte("m")); return err }},
+		{"CompareAndExpire set", func() error { _, err := kv.CompareAndExpire(ctx, "set", []byte("m"), time.Minute); return err }},
 		{"SAdd string", func() error { return kv.SAdd(ctx, "str", "m") }},
 		{"SRem zset", func() error { return kv.SRem(ctx, "zset", "m") }},
 		{"SMembers zset", func() error { _, err := kv.SMembers(ctx, "zset"); return err }},
@@ -1057,6 +1151,10 @@ func kvCalls(kv licensehub.KV) []struct {
 		{"SetNX", func(ctx context.Context) error { _, err := kv.SetNX(ctx, "k", []byte("v"), 0); return err }},
 		{"CompareAndDelete", func(ctx context.Context) error {
 			_, err := kv.CompareAndDelete(ctx, "k", []byte("v"))
+			return err
+		}},
+		{"CompareAndExpire", func(ctx context.Context) error {
+			_, err := kv.CompareAndExpire(ctx, "k", []byte("v"), time.Minute)
 			return err
 		}},
 		{"Delete", func(ctx context.Context) error { return kv.Delete(ctx, "k") }},
