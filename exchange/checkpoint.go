@@ -240,9 +240,50 @@ func deliveredStamp(key string) string {
 type recovery struct {
 	cursor      string          // the stream position to read after
 	from        string          // the checkpoint's "from"
-	skip        map[string]bool // events processed before the loss (by ID)
+	skip        map[string]bool // events processed before the loss, or dispatched since (by ID)
 	reannounced map[string]bool // outbox objects re-announced: each is dispatched once
 	dispatched  map[string]bool // the re-announced objects dispatched so far
+}
+
+// todo returns the events of outbox object key to dispatch: none of an
+// object re-announced and already dispatched (its writer announced it
+// too: its flush straddled the recovery), and none processed before the
+// loss.
+//
+// Nor any event already dispatched from another object: a push whose
+// outbox object was written while the KV was down got an error (the
+// announcement failed) and its client retried it after the restart,
+// recording the same event (same ID) in a second object. Recovery
+// re-announces the first, the retry announces the second; the province
+// would receive the event twice, and a KV loss would re-send one event
+// per push retried across it, beyond any checkpoint bound. So the IDs
+// dispatched are remembered while re-announced objects remain (the
+// retry's object may come first) and for every re-announced object's
+// events (the retry may come after); the set is bounded by the outbox
+// since "from" and what arrives during the recovery.
+func (r *recovery) todo(key string, events []OutboxEvent) []OutboxEvent {
+	if r.reannounced == nil {
+		return events // no recovery: the stream holds each object once
+	}
+	recovering := len(r.dispatched) < len(r.reannounced)
+	if r.reannounced[key] {
+		if r.dispatched[key] {
+			return nil
+		}
+		r.dispatched[key] = true
+		recovering = true
+	}
+	var todo []OutboxEvent
+	for _, ev := range events {
+		if r.skip[ev.EventID] {
+			continue
+		}
+		if recovering {
+			r.skip[ev.EventID] = true
+		}
+		todo = append(todo, ev)
+	}
+	return todo
 }
 
 // recoverCursor reads the KV cursor; when it or the epoch marker is

@@ -1,8 +1,10 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -140,4 +142,98 @@ func TestKVLossResendsAtMostTheCheckpointBound(t *testing.T) {
 		}
 		t.Logf("%d of %d events re-sent after the KV loss (bound %d)", resent, k+m, bound)
 	})
+}
+
+// TestKVLossDeliversARetriedPushOnce: pushes whose outbox objects were
+// written while the KV was down (their announcement failed, so they
+// answered an error) are retried by their clients after the KV restarted
+// empty, and each retry records the same event again in an object of its
+// own, announced on the new stream. Recovery re-announces the first
+// objects; the retries' objects are both on the stream and, for those
+// written before the outbox listing, re-announced too. Each event must
+// reach the province once (the acceptance run of issue 14 counted one
+// duplicate per push retried across the loss, far beyond
+// CheckpointEvents). Table: the retries' objects announced before the
+// recovery lists the outbox, or after it.
+func TestKVLossDeliversARetriedPushOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		retriesListed bool // the retries' objects exist when recovery lists the outbox
+	}{
+		{"retries recorded before the recovery", true},
+		{"retries recorded after the recovery", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, b backend) {
+				const n = 12
+				f := newFixture(t, b)
+				p := newProvince(t, f.ring)
+				for i := range n {
+					f.push(t, i)
+				}
+				originals, err := listKeys(ctxT(t), b.objects, outboxPrefix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := outboxIDs(t, b.objects)
+				if len(originals) != n || len(want) != n {
+					t.Fatalf("%d outbox objects, %d events, want %d each", len(originals), len(want), n)
+				}
+				// The KV restarts empty: the originals were never announced
+				// (or their announcements are gone).
+				if err := b.kv.Delete(ctxT(t), CursorKey, cursorEpochKey, license.OutboxStream, LeaseKey); err != nil {
+					t.Fatal(err)
+				}
+				// Each client retries its push: the same event, recorded
+				// in a new object (keyed after the original), announced.
+				retry := func() {
+					for i, k := range originals {
+						raw, err := readObject(ctxT(t), b.objects, k)
+						if err != nil {
+							t.Fatal(err)
+						}
+						key := strings.TrimSuffix(k, ".json") + "-retry" + strconv.Itoa(i) + ".json"
+						if _, err := b.objects.Create(ctxT(t), key, bytes.NewReader(raw), int64(len(raw)), licensehub.PutOptions{}); err != nil {
+							t.Fatal(err)
+						}
+						if _, err := b.kv.XAdd(ctxT(t), license.OutboxStream, map[string]string{"object": key, "events": "1"}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				d := f.deliverer(t, p.srv.URL, nil)
+				if tc.retriesListed {
+					retry()
+					stop := start(t, d)
+					waitDelivered(t, d, p, want, time.Minute)
+					waitFor(t, time.Minute, "the stream consumed", streamConsumed(t, b.kv))
+					stop()
+				} else {
+					stop := start(t, d)
+					waitDelivered(t, d, p, want, time.Minute)
+					waitFor(t, time.Minute, "the stream consumed", streamConsumed(t, b.kv))
+					retry()
+					waitFor(t, time.Minute, "the retries' entries consumed", streamConsumed(t, b.kv))
+					stop()
+				}
+				for id, c := range p.delivered() {
+					if c != 1 {
+						t.Errorf("%s delivered %d times, want once", id, c)
+					}
+				}
+			})
+		})
+	}
+}
+
+// streamConsumed reports whether the KV cursor is past every stream entry.
+func streamConsumed(t *testing.T, kv licensehub.KV) func() bool {
+	return func() bool {
+		cur, err := kv.Get(ctxT(t), CursorKey)
+		if err != nil {
+			return false
+		}
+		rest, err := kv.XRange(ctxT(t), license.OutboxStream, string(cur), 10)
+		return err == nil && len(rest) == 0
+	}
 }

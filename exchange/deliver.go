@@ -1156,21 +1156,7 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 			}); err != nil {
 				break entries
 			}
-			if rec.reannounced[key] {
-				// Re-announced, and maybe announced by its writer too
-				// (its flush straddled the recovery): dispatched once.
-				if rec.dispatched[key] {
-					events = nil
-				}
-				rec.dispatched[key] = true
-			}
-			var todo []OutboxEvent
-			for _, ev := range events {
-				if !rec.skip[ev.EventID] { // processed before the KV was lost
-					todo = append(todo, ev)
-				}
-			}
-			events = todo
+			events = rec.todo(key, events)
 			e := wm.add(en.ID, key, len(events))
 			for _, ev := range events {
 				lk := ev.Identifier
