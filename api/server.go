@@ -228,6 +228,9 @@ type requestLine struct{ method, path string }
 // is: it notes the method and path for serverError (see New). observe
 // forgets them when the request reaches the handlers.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 {
+		return fasthttp.RequestConfig{} // no body to stall on (every GET): nothing to keep
+	}
 	path, _, _ := strings.Cut(string(h.RequestURI()), "?")
 	s.received.Store(h, requestLine{method: string(h.Method()), path: path})
 	return fasthttp.RequestConfig{}
@@ -255,7 +258,9 @@ func (s *Server) observe(c *fiber.Ctx) (err error) {
 		}
 		s.finish(c, ctx, start, routeOf(c))
 	}()
-	s.received.Delete(&c.Request().Header)
+	if c.Request().Header.ContentLength() != 0 {
+		s.received.Delete(&c.Request().Header)
+	}
 	if n := len(c.Request().Header.RequestURI()); n > maxRequestTarget {
 		c.Response().SetConnectionClose()
 		return uriTooLong(n)
