@@ -518,13 +518,13 @@ func setValue(t reflect.Type, dst reflect.Value, v any, path string, maxLen, dep
 			return typeError(path, "an object", v)
 		}
 		si := infoOf(t)
-		unknown := ""
+		unknown, found := "", false // the first unknown member by name ("" is a name too)
 		for k := range obj {
-			if _, ok := si.byName[k]; !ok && (unknown == "" || k < unknown) {
-				unknown = k
+			if _, ok := si.byName[k]; !ok && (!found || k < unknown) {
+				unknown, found = k, true
 			}
 		}
-		if unknown != "" {
+		if found {
 			return licensehub.FieldError(licensehub.EMALFORMED, licensehub.Clip(jcs.MemberPath(path, unknown), 200), "unknown field")
 		}
 		for _, f := range si.fields {
