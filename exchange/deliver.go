@@ -1100,12 +1100,17 @@ func (d *Deliverer) deliverLoop(ctx context.Context) {
 		go func(ch <-chan job) {
 			defer wg.Done()
 			for j := range ch {
-				if ctx.Err() != nil || !cp.begin(ctx) {
+				if ctx.Err() != nil {
 					continue // not confirmed: the cursor stays behind it
 				}
 				if !d.stillLeading(ctx) {
-					d.log.WarnContext(ctx, "exchange: another instance leads delivery now (or the KV lost its data); stepping down")
+					if ctx.Err() == nil {
+						d.log.WarnContext(ctx, "exchange: another instance leads delivery now (or the KV lost its data); stepping down")
+					}
 					stepDown()
+					continue
+				}
+				if !cp.begin(ctx) {
 					continue
 				}
 				if err := d.process(ctx, j.ev, j.batch); err == nil {

@@ -683,7 +683,10 @@ func loadPrivateKey(path string, password func() ([]byte, error)) (*sm2.PrivateK
 			return nil, fmt.Errorf("%s is encrypted and its password is empty", path)
 		}
 		priv, err = pkcs8.ParsePKCS8PrivateKeySM2(block.Bytes, pw)
-		if errors.Is(err, pkcs.ErrPBEDecryption) {
+		// A wrong password usually fails the padding check; about one
+		// time in 256 the padding happens to pass and the garbage fails
+		// to parse instead: the same cause.
+		if err != nil && !errors.Is(err, pkcs8.ErrUnexpectedKeyType) {
 			return nil, fmt.Errorf("%s cannot be decrypted: wrong password (or a damaged file)", path)
 		}
 	default:
