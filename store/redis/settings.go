@@ -134,34 +134,27 @@ func Judge(values map[string]string) []licensehub.BackendSetting {
 		}
 	}
 
-	// Cluster mode.
-	switch v, ok := get("cluster_enabled"); {
-	case !ok:
-		unknown(SettingCluster)
-	case v == "0":
-		add(SettingCluster, v, licensehub.VerdictOK, "")
-	default:
-		add(SettingCluster, v, licensehub.VerdictRefuse, "Redis Cluster is not supported yet: point redis.url at a single primary (with replicas if wanted)")
-	}
-
-	// Role.
-	switch v, ok := get("role"); {
-	case !ok:
-		unknown(SettingRole)
-	case v == "master":
-		add(SettingRole, v, licensehub.VerdictOK, "")
-	default:
-		add(SettingRole, v, licensehub.VerdictRefuse, "this server is a replica and refuses writes: point redis.url at the primary")
-	}
-
-	// Version.
-	switch v, ok := get("redis_version"); {
-	case !ok:
-		unknown(SettingVersion)
-	case versionAtLeast(v, minVersion):
-		add(SettingVersion, v, licensehub.VerdictOK, "")
-	default:
-		add(SettingVersion, v, licensehub.VerdictRefuse, fmt.Sprintf("Redis %d.%d or later is needed", minVersion[0], minVersion[1]))
+	// Cluster mode, role and version: one value each, fine or refused.
+	for _, r := range []struct {
+		setting, field string
+		fine           func(string) bool
+		refusal        string
+	}{
+		{SettingCluster, "cluster_enabled", func(v string) bool { return v == "0" },
+			"Redis Cluster is not supported yet: point redis.url at a single primary (with replicas if wanted)"},
+		{SettingRole, "role", func(v string) bool { return v == "master" },
+			"this server is a replica and refuses writes: point redis.url at the primary"},
+		{SettingVersion, "redis_version", func(v string) bool { return versionAtLeast(v, minVersion) },
+			fmt.Sprintf("Redis %d.%d or later is needed", minVersion[0], minVersion[1])},
+	} {
+		switch v, ok := get(r.field); {
+		case !ok:
+			unknown(r.setting)
+		case r.fine(v):
+			add(r.setting, v, licensehub.VerdictOK, "")
+		default:
+			add(r.setting, v, licensehub.VerdictRefuse, r.refusal)
+		}
 	}
 
 	// Persistence.
